@@ -33,8 +33,8 @@ Formats (``fmt``):
     (see :func:`bind_positional`). Text that does not *look like* a call (does not start with ``[``, ``(`` or
     ``name(``) is a plain answer and parses to ``[]``, as in BFCL where an undecodable step ends the turn.
 
-For every format, reasoning inside ``<think>…</think>`` is ignored (an unclosed ``<think>`` hides the
-rest of the text), and ``[]`` means "no call" (the model answered in prose).
+For every format, a leading reasoning section ``<think>…</think>`` is ignored (see
+:func:`strip_thinking`), and ``[]`` means "no call" (the model answered in prose).
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ POSITIONAL_ARGS_KEY = "__args__"
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_PY_CALL_START = re.compile(r"^\s*(?:[[(]|[A-Za-z_][A-Za-z0-9_.]*\s*\()")
+_PY_CALL_START = re.compile(r"^\s*(?:[\[(]|[A-Za-z_][A-Za-z0-9_.]*\s*\()")
 _FENCE_RE = re.compile(r"^```[A-Za-z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
@@ -125,25 +125,26 @@ def _as_text(text: Any, limits: ParseLimits) -> str:
 
 
 def strip_thinking(text: str) -> str:
-    """Remove ``<think>…</think>`` spans; an unclosed ``<think>`` drops everything after it.
+    """Drop the leading reasoning section, so calls the model only *thought about* are not run.
 
-    A stray ``</think>`` without an opener (Qwen3 templates put the opener in the prompt) drops everything
-    before it.
+    * Text starting with ``<think>``: everything through the first ``</think>`` is dropped (all of it
+      when ``</think>`` never comes, e.g. a length cut mid-thought).
+    * A ``</think>`` without an opener (Qwen3 templates put ``<think>`` in the prompt) drops everything
+      before it, unless that prefix already holds a call (``<tool_call>`` or a Python-style call start),
+      in which case the tag is part of an argument.
+
+    Only the leading section is touched: ``<think>`` inside an argument string stays intact.
     """
-    if _THINK_CLOSE in text and (_THINK_OPEN not in text or text.find(_THINK_CLOSE) < text.find(_THINK_OPEN)):
-        text = text.split(_THINK_CLOSE, 1)[1]
-    out, pos = [], 0
-    while True:
-        i = text.find(_THINK_OPEN, pos)
-        if i < 0:
-            out.append(text[pos:])
-            break
-        out.append(text[pos:i])
-        j = text.find(_THINK_CLOSE, i + len(_THINK_OPEN))
-        if j < 0:
-            break
-        pos = j + len(_THINK_CLOSE)
-    return "".join(out)
+    stripped = text.lstrip()
+    if stripped.startswith(_THINK_OPEN):
+        j = stripped.find(_THINK_CLOSE, len(_THINK_OPEN))
+        return "" if j < 0 else stripped[j + len(_THINK_CLOSE) :]
+    j = text.find(_THINK_CLOSE)
+    if j >= 0:
+        prefix = text[:j]
+        if _OPEN not in prefix and not _PY_CALL_START.match(prefix):
+            return text[j + len(_THINK_CLOSE) :]
+    return text
 
 
 def _check_value(value: Any, where: str, limits: ParseLimits) -> Any:
@@ -254,53 +255,77 @@ def _call_from_obj(obj: Any, where: str, limits: ParseLimits, primary: str, alia
     return ToolCall(name=name, arguments=args)
 
 
-def _blocks(text: str, limits: ParseLimits) -> list[str]:
-    """Contents of the ``<tool_call>…</tool_call>`` blocks, in order; malformed tags raise."""
-    blocks, pos = [], 0
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_WS = re.compile(r"\s*")
+
+
+def _json_blocks(text: str, limits: ParseLimits, fmt: str) -> list[tuple[Any, str]]:
+    """The JSON values inside the ``<tool_call>…</tool_call>`` blocks, in order, each with a location.
+
+    Values are read with ``raw_decode`` rather than by cutting at the closing tag, so an argument string
+    that itself contains ``</tool_call>`` is still read correctly. Malformed tags raise.
+    """
+    out: list[tuple[Any, str]] = []
+    pos, n = 0, 0
     while True:
         i = text.find(_OPEN, pos)
         stray = text.find(_CLOSE, pos)
         if stray >= 0 and (i < 0 or stray < i):
             raise ToolCallParseError(f"Tool call parse error: found {_CLOSE} without a matching {_OPEN}.")
         if i < 0:
-            return blocks
-        j = text.find(_CLOSE, i + len(_OPEN))
-        if j < 0:
-            raise ToolCallParseError(
-                f"Tool call parse error: {_OPEN} at character {i} is not closed; end each call with {_CLOSE}."
-            )
-        inner = text[i + len(_OPEN) : j]
-        if _OPEN in inner:
-            raise ToolCallParseError(f"Tool call parse error: {_OPEN} blocks cannot be nested.")
-        blocks.append(inner)
-        if len(blocks) > limits.max_calls:
-            raise ToolCallParseError(f"Tool call parse error: too many tool calls (more than {limits.max_calls}).")
-        pos = j + len(_CLOSE)
+            return out
+        n += 1
+        p = i + len(_OPEN)
+        m = 0
+        while True:
+            p = _WS.match(text, p).end()
+            if text.startswith(_CLOSE, p):
+                p += len(_CLOSE)
+                break
+            if p >= len(text):
+                raise ToolCallParseError(
+                    f"Tool call parse error: <tool_call> block {n} is not closed; end each call with {_CLOSE}."
+                )
+            if text.startswith(_OPEN, p):
+                raise ToolCallParseError(f"Tool call parse error: {_OPEN} blocks cannot be nested; close each with {_CLOSE}.")
+            m += 1
+            where = f"<tool_call> block {n}" if fmt == "hermes" else f"call {m} of <tool_call> block {n}"
+            if fmt == "hermes" and m > 1:
+                raise ToolCallParseError(
+                    f"Tool call parse error: {where} holds more than one JSON object; put each call in its own "
+                    f"{_OPEN}…{_CLOSE} block."
+                )
+            try:
+                obj, p = _DECODER.raw_decode(text, p)
+            except RecursionError:
+                raise ToolCallParseError(
+                    f"Tool call parse error: {where}: JSON nested too deeply (more than {limits.max_depth} levels)."
+                ) from None
+            except json.JSONDecodeError as e:
+                if _CLOSE not in text[p:]:
+                    raise ToolCallParseError(
+                        f"Tool call parse error: <tool_call> block {n} is not closed; end each call with {_CLOSE}."
+                    ) from None
+                raise ToolCallParseError(
+                    f"Tool call parse error: {where} is not valid JSON ({e.msg} at character {e.pos - i - len(_OPEN)})."
+                ) from None
+            except ValueError as e:  # NaN/Infinity, integers with too many digits
+                raise ToolCallParseError(f"Tool call parse error: {where} is not valid JSON ({str(e)[:120]}).") from None
+            out.append((obj, where))
+            if len(out) > limits.max_calls:
+                raise ToolCallParseError(f"Tool call parse error: too many tool calls (more than {limits.max_calls}).")
+        if m == 0:
+            raise ToolCallParseError(f"Tool call parse error: <tool_call> block {n} is empty.")
+        pos = p
 
 
 # --------------------------------------------------------------------------------------------- formats
 def _parse_hermes(text: str, limits: ParseLimits) -> list[ToolCall]:
-    calls = []
-    for n, block in enumerate(_blocks(text, limits), 1):
-        where = f"<tool_call> block {n}"
-        if not block.strip():
-            raise ToolCallParseError(f"Tool call parse error: {where} is empty.")
-        calls.append(_call_from_obj(_loads(block.strip(), where, limits), where, limits, "arguments", "parameters"))
-    return calls
+    return [_call_from_obj(obj, where, limits, "arguments", "parameters") for obj, where in _json_blocks(text, limits, "hermes")]
 
 
 def _parse_toolrl(text: str, limits: ParseLimits) -> list[ToolCall]:
-    calls = []
-    for n, block in enumerate(_blocks(text, limits), 1):
-        lines = [ln for ln in block.split("\n") if ln.strip()]
-        if not lines:
-            raise ToolCallParseError(f"Tool call parse error: <tool_call> block {n} is empty.")
-        for m, line in enumerate(lines, 1):
-            where = f"line {m} of <tool_call> block {n}"
-            calls.append(_call_from_obj(_loads(line.strip(), where, limits), where, limits, "parameters", "arguments"))
-            if len(calls) > limits.max_calls:
-                raise ToolCallParseError(f"Tool call parse error: too many tool calls (more than {limits.max_calls}).")
-    return calls
+    return [_call_from_obj(obj, where, limits, "parameters", "arguments") for obj, where in _json_blocks(text, limits, "toolrl")]
 
 
 def _dotted_name(node: ast.AST) -> str | None:
