@@ -1,0 +1,279 @@
+"""BFCL V3 multi-turn support: built-in environment schemas, entry → Task conversion, GT replay + check.
+
+* ``python -m tool_envs.bfcl generate-schemas`` regenerates ``tool_envs/envs/<bfcl env>/env.json`` from
+  bfcl-eval's ``multi_turn_func_doc/*.json`` (the committed files are its output).
+* :func:`load_bfcl_tasks` converts the installed bfcl-eval multi-turn entries (EVALUATION ONLY; training
+  on them contaminates BFCL scores, see :mod:`tool_envs.bfcl_train`).
+* :func:`check_calls` runs model calls and the ground truth through *our* executor (never bfcl-eval's
+  ``eval``-based one) and applies bfcl-eval's own ``state_checker`` and ``response_checker`` per turn,
+  reproducing ``multi_turn_checker``'s verdict.
+
+Set ``BFCL_PROJECT_ROOT`` before importing bfcl_eval (it creates folders there at import time); this
+module defaults it to a temporary folder when unset.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import pathlib
+import tempfile
+from typing import Any, Sequence
+
+from tool_envs.parsing import parse_tool_calls
+from tool_envs.registry import BUILTIN_DIR, env_for_task
+from tool_envs.schema import bfcl_params_to_json_schema, spec_from_mapping
+from tool_envs.tasks import Task
+from tool_envs.types import ToolCall, ToolResult
+
+os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-root-"))
+
+MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
+#: BFCL's fixed user message for the turn that reveals held-out functions (FC mode).
+MISSED_FUNCTION_MESSAGE = "I have updated some more functions you can choose from. What about now?"
+#: Limits of the generated BFCL environments: 20 steps per turn as BFCL's MAXIMUM_STEP_LIMIT, and no
+#: output truncation in practice so results stay byte-identical to BFCL's.
+BFCL_LIMITS = {"max_turns": 20, "max_calls_per_turn": 64, "call_timeout_s": 10.0, "max_output_chars": 10_000_000}
+
+
+@functools.lru_cache(maxsize=1)
+def _backend_config() -> tuple[dict, dict, list]:
+    from bfcl_eval.constants import executable_backend_config as c
+
+    return dict(c.CLASS_FILE_PATH_MAPPING), dict(c.MULTI_TURN_FUNC_DOC_FILE_MAPPING), list(c.STATELESS_CLASSES)
+
+
+#: The 8 V3 multi-turn backend classes.
+BFCL_V3_CLASSES = ("GorillaFileSystem", "MathAPI", "MessageAPI", "TwitterAPI", "TicketAPI", "TradingBot", "TravelAPI", "VehicleControlAPI")
+
+
+def bfcl_env_name(class_name: str) -> str:
+    """``GorillaFileSystem`` → ``gorilla_file_system`` (the stem of its bfcl-eval doc file)."""
+    return _backend_config()[1][class_name].rsplit(".", 1)[0]
+
+
+def bfcl_data_dir() -> pathlib.Path:
+    import bfcl_eval
+
+    return pathlib.Path(bfcl_eval.__file__).parent / "data"
+
+
+def _read_jsonl(path: pathlib.Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def bfcl_schema_mapping(class_name: str) -> dict:
+    """The schema-file mapping of one BFCL backend, built from bfcl-eval's function docs."""
+    modules, docs, stateless = _backend_config()
+    doc_path = bfcl_data_dir() / "multi_turn_func_doc" / docs[class_name]
+    tools = []
+    for fn in _read_jsonl(doc_path):
+        tools.append({
+            "type": "function",
+            "function": {
+                "name": fn["name"],
+                "description": fn.get("description", ""),
+                "parameters": bfcl_params_to_json_schema(fn["parameters"]),
+            },
+        })
+    import importlib
+
+    cls = getattr(importlib.import_module(modules[class_name]), class_name)
+    backend: dict[str, Any] = {"class": f"{modules[class_name]}.{class_name}"}
+    if class_name in stateless:
+        backend["stateless"] = True
+    else:
+        backend["init_method"] = "_load_scenario"
+        backend["init_options"] = ["long_context"]
+    description = getattr(cls(), "_api_description", "") or f"BFCL backend {class_name}"
+    return {
+        "name": bfcl_env_name(class_name),
+        "description": description,
+        "version": "bfcl-eval " + _bfcl_version(),
+        # BFCL passes arguments to the backend unchecked; checking them here would change verdicts
+        # (e.g. the ground truth calls close_ticket(ticket_id='ticket_001') against an integer doc type).
+        "argument_checking": "off",
+        "backend": backend,
+        "limits": dict(BFCL_LIMITS),
+        "tools": tools,
+    }
+
+
+def _bfcl_version() -> str:
+    from importlib.metadata import version
+
+    return version("bfcl-eval")
+
+
+def generate_schema_files(out_dir: pathlib.Path = BUILTIN_DIR) -> list[pathlib.Path]:
+    """Write ``<out_dir>/<env>/env.json`` for the 8 backends (validated before writing)."""
+    written = []
+    for cls in BFCL_V3_CLASSES:
+        mapping = bfcl_schema_mapping(cls)
+        spec_from_mapping(mapping, source=f"<generated {cls}>")
+        d = out_dir / mapping["name"]
+        d.mkdir(parents=True, exist_ok=True)
+        p = d / "env.json"
+        p.write_text(json.dumps(mapping, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(p)
+    return written
+
+
+# --- entries → tasks ---------------------------------------------------------------------------------
+
+
+def load_bfcl_entries(category: str) -> list[tuple[dict, dict]]:
+    """``[(question entry, possible-answer entry)]`` of one multi-turn category, from the installed data."""
+    if category not in MULTI_TURN_CATEGORIES:
+        raise ValueError(f"unknown BFCL multi-turn category {category!r}; choose from {MULTI_TURN_CATEGORIES}")
+    data = bfcl_data_dir()
+    stem = f"BFCL_v4_{category}.json"
+    questions = _read_jsonl(data / stem)
+    answers = {a["id"]: a for a in _read_jsonl(data / "possible_answer" / stem)}
+    return [(q, answers[q["id"]]) for q in questions]
+
+
+@functools.lru_cache(maxsize=None)
+def _signatures(classes: tuple[str, ...]) -> dict[str, list[str]]:
+    """Positional parameter names of every public method, from the real backend signatures."""
+    import inspect
+
+    env = env_for_task({"envs": list(classes)})
+    out = {}
+    for spec in env.specs:
+        cls = spec.backend.load_class()
+        for name in spec.tool_names:
+            params = list(inspect.signature(getattr(cls, name)).parameters.values())[1:]
+            out[name] = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return out
+
+
+def parse_gt_turn(call_strings: Sequence[str], classes: Sequence[str]) -> list[ToolCall]:
+    """Parse one turn of BFCL ground-truth call strings (``ast`` only) with positional args named."""
+    sigs = _signatures(tuple(classes))
+    calls: list[ToolCall] = []
+    for s in call_strings:
+        calls.extend(parse_tool_calls(s, "python", signatures=sigs))
+    return calls
+
+
+def bfcl_entry_to_task(entry: dict, answer: dict) -> Task:
+    """Convert one BFCL multi-turn entry (+ its possible answer) to a :class:`Task`.
+
+    The empty question of a miss_func reveal turn is filled with BFCL's fixed message; ``missed_function``
+    becomes ``missed_functions`` (names hidden until that turn).
+    """
+    classes = list(entry["involved_classes"])
+    category = entry["id"].rsplit("_", 1)[0]
+    missed = {int(k): [f if isinstance(f, str) else f["name"] for f in v] for k, v in (entry.get("missed_function") or {}).items()}
+    turns = []
+    for ti, turn in enumerate(entry["question"]):
+        if not turn and ti in missed:
+            turn = [{"role": "user", "content": MISSED_FUNCTION_MESSAGE}]
+        turns.append([dict(m) for m in turn])
+    gt = [parse_gt_turn(t, classes) for t in answer["ground_truth"]]
+    meta = {"bfcl_category": category, "gt_strings": answer["ground_truth"], "involved_classes": classes}
+    if entry.get("excluded_function"):
+        meta["excluded_function"] = entry["excluded_function"]
+    return Task(
+        id=entry["id"],
+        envs=[bfcl_env_name(c) for c in classes],
+        initial_state={c: entry["initial_config"].get(c, {}) for c in entry["initial_config"]},
+        turns=turns,
+        ground_truth={"calls": gt, "final_state": None},
+        missed_functions=missed,
+        long_context="long_context" in category or "composite" in category,
+        source=f"bfcl_v4:{category}",
+        metadata=meta,
+    )
+
+
+def load_bfcl_tasks(categories: Sequence[str] = MULTI_TURN_CATEGORIES) -> list[Task]:
+    """All multi-turn entries of the given categories as tasks (evaluation only)."""
+    return [bfcl_entry_to_task(q, a) for cat in categories for q, a in load_bfcl_entries(cat)]
+
+
+# --- checking ----------------------------------------------------------------------------------------
+
+
+def check_calls(task: Task, model_turns: Sequence[Sequence[Sequence[ToolCall]]]) -> dict:
+    """BFCL's multi-turn verdict for a model's calls, computed with our executor.
+
+    Args:
+        task: A task from :func:`bfcl_entry_to_task` (ground-truth calls required).
+        model_turns: ``[turn][step][call]`` (one step = the calls of one assistant message).
+
+    Returns:
+        ``multi_turn_checker``'s dict: ``{"valid": True}`` or ``valid=False`` with ``error_type``
+        (``multi_turn:force_terminated`` on a turn-count mismatch, ``multi_turn:empty_turn_model_response``,
+        ``multi_turn:instance_state_mismatch``, ``multi_turn:execution_response_mismatch``).
+    """
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker, state_checker
+
+    gt_turns = task.gt_calls
+    if gt_turns is None:
+        raise ValueError(f"task {task.id}: ground_truth.calls is required for a BFCL check")
+    if len(model_turns) != len(gt_turns):
+        return {"valid": False, "error_type": "multi_turn:force_terminated", "error_message": f"model produced {len(model_turns)} turns, ground truth has {len(gt_turns)}"}
+    env = env_for_task(task)
+    model_ep = env.new_episode(task)
+    gt_ep = env.new_episode(task)
+    # Our episodes refuse held-out tools; BFCL's executor would run them. The verdict must be BFCL's.
+    model_ep.reveal()
+    gt_ep.reveal()
+    all_model_results: list[str] = []
+    for t, gt_calls in enumerate(gt_turns):
+        steps = model_turns[t]
+        for step in steps:
+            all_model_results.extend(r.content for r in model_ep.execute(list(step)))
+        gt_results = [r.content for r in gt_ep.execute(list(gt_calls))]
+        if not gt_calls:
+            continue
+        if not steps or all(len(s) == 0 for s in steps):
+            return {"valid": False, "error_type": "multi_turn:empty_turn_model_response", "error_message": f"Model response list is empty for turn {t}"}
+        res = state_checker(model_ep.backends, gt_ep.backends)
+        if not res["valid"]:
+            return res
+        res = response_checker(all_model_results, gt_results, t)
+        if not res["valid"]:
+            return res
+    return {"valid": True}
+
+
+def replay_ground_truth(task: Task) -> tuple[Any, list[list[ToolResult]]]:
+    """Execute the ground-truth calls in a fresh episode, revealing held-out tools at their turn.
+
+    Returns ``(episode, results per turn)``.
+    """
+    ep = env_for_task(task).new_episode(task)
+    out = []
+    for t, calls in enumerate(task.gt_calls or []):
+        ep.reveal(task.missed_functions.get(t, []))
+        out.append(ep.execute(list(calls)))
+    return ep, out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tool_envs.bfcl", description="BFCL helpers for tool_envs")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    g = sub.add_parser("generate-schemas", help="regenerate tool_envs/envs/<bfcl env>/env.json from bfcl-eval's function docs")
+    g.add_argument("--out", type=pathlib.Path, default=BUILTIN_DIR)
+    e = sub.add_parser("export-tasks", help="write BFCL multi-turn entries as a JSONL task file (evaluation only)")
+    e.add_argument("out", type=pathlib.Path)
+    e.add_argument("--categories", nargs="+", default=list(MULTI_TURN_CATEGORIES))
+    args = ap.parse_args(argv)
+    if args.cmd == "generate-schemas":
+        for p in generate_schema_files(args.out):
+            print(p)
+    else:
+        from tool_envs.tasks import save_tasks
+
+        n = save_tasks(load_bfcl_tasks(args.categories), args.out)
+        print(f"wrote {n} tasks to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

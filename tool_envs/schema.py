@@ -1,0 +1,302 @@
+"""Environment schema files: load, validate (against ``env_schema.json`` via jsonschema), and describe.
+
+A schema file (YAML or JSON) declares an environment's name, description, tools as OpenAI function
+schemas, an optional backend class and limits. See ``tool_envs/README.md`` for the format. Every problem
+is reported as a :class:`SchemaError` naming the file, the JSON path of the field and the fix.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import importlib
+import json
+import pathlib
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterable, Mapping
+
+import jsonschema
+import yaml
+
+META_SCHEMA_PATH = pathlib.Path(__file__).with_name("env_schema.json")
+SCHEMA_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class SchemaError(ValueError):
+    """A schema file (or a mapping standing in for one) is malformed.
+
+    The message always names the file, the JSON path of the offending field and how to fix it; the same
+    facts are kept as attributes for programmatic use.
+    """
+
+    def __init__(self, file: str, path: str, problem: str, fix: str):
+        self.file, self.path, self.problem, self.fix = file, path, problem, fix
+        super().__init__(f"{file}: {path}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-episode limits of an environment (all enforced by :class:`tool_envs.env.Episode` or the runner).
+
+    Attributes:
+        max_turns: Assistant generation steps per user turn the episode runner allows. Higher lets a model
+            recover from errors; lower bounds rollout length (and cost) on a bad policy.
+        max_calls_per_turn: Calls executed from one assistant message; the rest get an error result.
+            Protects against a model spamming hundreds of calls in one message.
+        call_timeout_s: Wall-clock limit of one backend call (``None``: run inline, no limit, fastest).
+            A timed-out call cannot be killed (backends are in-process Python): its episode is marked broken
+            and every later call in it returns an error, so a hung backend never stalls training.
+        max_output_chars: Tool output longer than this is cut (and flagged ``truncated``). Lower keeps
+            contexts short; BFCL environments use a large value so results stay identical to BFCL's.
+    """
+
+    max_turns: int = 16
+    max_calls_per_turn: int = 16
+    call_timeout_s: float | None = 10.0
+    max_output_chars: int = 8000
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> "Limits":
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Where a stateful environment's tools are implemented.
+
+    Attributes:
+        class_path: ``package.module.ClassName``; instantiated with no arguments, once per episode.
+        init_method: Optional method called with a deep copy of the task's initial state (``{}`` when the
+            task gives none), e.g. BFCL's ``_load_scenario``.
+        init_options: Task options forwarded to ``init_method`` as keyword arguments (``long_context``).
+        stateless: Never call ``init_method`` (BFCL's MathAPI has none).
+    """
+
+    class_path: str
+    init_method: str | None = None
+    init_options: tuple[str, ...] = ()
+    stateless: bool = False
+
+    @property
+    def class_name(self) -> str:
+        return self.class_path.rsplit(".", 1)[1]
+
+    def load_class(self) -> type:
+        return _import_class(self.class_path)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One parsed and validated schema file."""
+
+    name: str
+    tools: tuple[dict, ...]
+    description: str = ""
+    backend: BackendSpec | None = None
+    limits: Limits = field(default_factory=Limits)
+    source: str = "<mapping>"
+    argument_checking: str = "coerce"
+
+    @property
+    def tool_names(self) -> list[str]:
+        return [t["function"]["name"] for t in self.tools]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The schema-file form (round-trips through :func:`spec_from_mapping`)."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.argument_checking != "coerce":
+            out["argument_checking"] = self.argument_checking
+        if self.backend is not None:
+            b: dict[str, Any] = {"class": self.backend.class_path}
+            if self.backend.init_method:
+                b["init_method"] = self.backend.init_method
+            if self.backend.init_options:
+                b["init_options"] = list(self.backend.init_options)
+            if self.backend.stateless:
+                b["stateless"] = True
+            out["backend"] = b
+        out["limits"] = self.limits.to_dict()
+        out["tools"] = [copy.deepcopy(t) for t in self.tools]
+        return out
+
+
+@functools.lru_cache(maxsize=1)
+def meta_schema() -> dict:
+    return json.loads(META_SCHEMA_PATH.read_text())
+
+
+@functools.lru_cache(maxsize=1)
+def _meta_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(meta_schema())
+
+
+def json_path(parts: Iterable[Any]) -> str:
+    """``["tools", 3, "function"]`` → ``$.tools[3].function``."""
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+# Fix hints per failing JSON Schema keyword: what the user should do.
+_FIXES = {
+    "required": "add the missing field",
+    "additionalProperties": "remove the unknown field or correct its spelling (see tool_envs/README.md)",
+    "type": "give a value of the expected type",
+    "const": "use the only allowed value",
+    "enum": "use one of the allowed values",
+    "pattern": "use only the allowed characters",
+    "minItems": "add at least one item",
+    "minimum": "use a larger value",
+    "exclusiveMinimum": "use a positive value",
+    "uniqueItems": "remove the duplicates",
+}
+
+
+def _read_file(path: pathlib.Path) -> Any:
+    if not path.is_file():
+        raise SchemaError(str(path), "$", "file not found", "pass an existing .yaml/.yml/.json file or a built-in name (see `python -m tool_envs list`)")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".json":
+            return json.loads(text)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        return yaml.load(text, Loader=loader)  # noqa: S506 - safe loader only
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise SchemaError(str(path), "$", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({e})", "fix the syntax") from None
+
+
+def load_spec(path: str | pathlib.Path) -> EnvSpec:
+    """Read and validate one schema file."""
+    path = pathlib.Path(path)
+    if path.suffix not in SCHEMA_SUFFIXES:
+        raise SchemaError(str(path), "$", f"unsupported file suffix {path.suffix!r}", "use .yaml, .yml or .json")
+    return spec_from_mapping(_read_file(path), source=str(path))
+
+
+def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool = True) -> EnvSpec:
+    """Validate a schema-file mapping and build an :class:`EnvSpec` (errors name ``source``)."""
+    if not isinstance(data, dict):
+        raise SchemaError(source, "$", f"top level is {type(data).__name__}, not a mapping", "write `name:`, `tools:` ... at the top level")
+    errors = sorted(_meta_validator().iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        e = errors[0]
+        parts = list(e.absolute_path)
+        if e.validator == "required":
+            missing = e.message.split("'")[1] if "'" in e.message else ""
+            parts.append(missing)
+            raise SchemaError(source, json_path(parts), "required field is missing", _FIXES["required"])
+        if e.validator == "additionalProperties":
+            extra = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+            raise SchemaError(source, json_path(parts + extra[:1]), "unknown field", _FIXES["additionalProperties"])
+        raise SchemaError(source, json_path(parts), e.message, _FIXES.get(str(e.validator), "see tool_envs/README.md for the format"))
+
+    tools = []
+    seen: dict[str, int] = {}
+    for i, tool in enumerate(data["tools"]):
+        fn = tool["function"]
+        where = ["tools", i, "function"]
+        if fn["name"] in seen:
+            raise SchemaError(source, json_path(where + ["name"]), f"duplicate tool name {fn['name']!r} (also tools[{seen[fn['name']]}])", "give every tool a unique name")
+        seen[fn["name"]] = i
+        params = fn["parameters"]
+        try:
+            jsonschema.Draft202012Validator.check_schema(params)
+        except jsonschema.SchemaError as e:
+            raise SchemaError(source, json_path(where + ["parameters"] + list(e.path)), f"not a valid JSON Schema: {e.message}", "write the parameters as JSON Schema (types: object, string, integer, number, boolean, array, null)") from None
+        props = params.get("properties", {})
+        for r in params.get("required", []):
+            if r not in props:
+                raise SchemaError(source, json_path(where + ["parameters", "required"]), f"required parameter {r!r} is not declared in properties", f"add `{r}` under properties or drop it from required")
+        tools.append(copy.deepcopy(tool))
+
+    backend = None
+    if "backend" in data:
+        b = data["backend"]
+        backend = BackendSpec(
+            class_path=b["class"],
+            init_method=b.get("init_method"),
+            init_options=tuple(b.get("init_options", ())),
+            stateless=bool(b.get("stateless", False)),
+        )
+        if check_backend:
+            _check_backend(backend, [t["function"]["name"] for t in tools], source)
+    return EnvSpec(
+        name=data["name"],
+        tools=tuple(tools),
+        description=data.get("description", ""),
+        backend=backend,
+        limits=Limits.from_mapping(data.get("limits")),
+        source=source,
+        argument_checking=data.get("argument_checking", "coerce"),
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _import_class(class_path: str) -> type:
+    module_name, cls_name = class_path.rsplit(".", 1)
+    module = importlib.import_module(module_name)
+    return getattr(module, cls_name)
+
+
+def _check_backend(backend: BackendSpec, tool_names: list[str], source: str) -> None:
+    try:
+        cls = _import_class(backend.class_path)
+    except (ImportError, AttributeError) as e:
+        raise SchemaError(source, "$.backend.class", f"cannot import {backend.class_path!r} ({e})", "give the dotted path of an importable class, e.g. mypkg.mymodule.MyApp") from None
+    if not isinstance(cls, type):
+        raise SchemaError(source, "$.backend.class", f"{backend.class_path!r} is not a class", "point at a class, not a function or module")
+    if backend.init_method and not backend.stateless and not callable(getattr(cls, backend.init_method, None)):
+        raise SchemaError(source, "$.backend.init_method", f"{cls.__name__} has no method {backend.init_method!r}", "name an existing method or drop init_method")
+    for i, name in enumerate(tool_names):
+        if name.startswith("_") or not callable(getattr(cls, name, None)):
+            raise SchemaError(source, f"$.tools[{i}].function.name", f"backend {cls.__name__} has no public method {name!r}", f"add a method `{name}` to {cls.__name__} or remove the tool")
+
+
+# --- BFCL function docs → JSON Schema ------------------------------------------------------------------
+
+#: BFCL's parameter type names mapped to JSON Schema; ``None`` drops the type (BFCL's "any").
+BFCL_TYPE_MAP: dict[str, str | None] = {
+    "dict": "object",
+    "float": "number",
+    "tuple": "array",
+    "any": None,
+    "integer": "integer",
+    "string": "string",
+    "boolean": "boolean",
+    "array": "array",
+    "number": "number",
+    "object": "object",
+    "null": "null",
+}
+
+
+def bfcl_params_to_json_schema(schema: Any) -> Any:
+    """Convert a BFCL parameter schema (types ``dict``/``float``/``tuple``/``any``) to JSON Schema.
+
+    Walks the schema structurally (``properties`` values, ``items``, ``additionalProperties``), so a
+    parameter that happens to be *named* ``type`` is left alone.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    t = out.get("type")
+    if isinstance(t, str):
+        if t not in BFCL_TYPE_MAP:
+            raise ValueError(f"unknown BFCL type {t!r}; known: {sorted(BFCL_TYPE_MAP)}")
+        mapped = BFCL_TYPE_MAP[t]
+        if mapped is None:
+            del out["type"]
+        else:
+            out["type"] = mapped
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: bfcl_params_to_json_schema(v) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = bfcl_params_to_json_schema(out["items"])
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = bfcl_params_to_json_schema(out["additionalProperties"])
+    return out
