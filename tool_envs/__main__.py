@@ -1,0 +1,3 @@
+from tool_envs.cli import main
+
+raise SystemExit(main())
