@@ -117,7 +117,8 @@ class DiPOTrainerSync(PPOTrainerSync):
         data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=fields)
         # extra_fields holds per-row dicts; fetched apart so the padded tensor view stays tensor-only
         extra = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-        acc = acc_from_extra_fields(list(extra["extra_fields"].tolist()))
+        extra_fields = extra.get("extra_fields")  # NonTensorStack of per-row dicts (td[...] gives a LinkedList)
+        acc = acc_from_extra_fields(extra_fields.tolist() if hasattr(extra_fields, "tolist") else list(extra_fields))
 
         response_mask = data["response_mask"]
         data = DataProto(batch=data.to_padded_tensor())
