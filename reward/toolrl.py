@@ -211,7 +211,7 @@ class ToolRLConfig:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ToolRLResult:
     """``score = format + correctness + length``; ``success`` is the binary exact-match verdict."""
 
@@ -233,7 +233,7 @@ class ToolRLResult:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CallMatch:
     """The correctness part for one call list: the reward and how it was reached."""
 
@@ -288,6 +288,26 @@ def _tool_call_body(text: str) -> str:
     return body.strip()
 
 
+_DECODER = json.JSONDecoder()
+_JSON_WS = " \t\n\r"
+
+
+def _loads(line: str) -> Any:
+    """Exactly ``json.loads(line)`` for a ``str``, about 3x faster on the common case.
+
+    ``json.loads`` spends most of its time in two whitespace regexes around ``raw_decode``; we try
+    ``raw_decode`` first and fall back to ``json.loads`` (leading whitespace, errors) so every outcome and
+    every error is the library's own.
+    """
+    try:
+        obj, end = _DECODER.raw_decode(line)
+    except ValueError:
+        return json.loads(line)
+    if end != len(line) and line[end:].strip(_JSON_WS):
+        return json.loads(line)  # raises "Extra data"
+    return obj
+
+
 def _with_parameters_key(call: Any) -> Any:
     if isinstance(call, dict) and "arguments" in call and "parameters" not in call:
         return {("parameters" if k == "arguments" else k): v for k, v in call.items()}
@@ -295,7 +315,8 @@ def _with_parameters_key(call: Any) -> Any:
 
 
 @lru_cache(maxsize=8192)
-def _parse_gt_cached(ground_truth: str) -> tuple[dict, ...] | None:
+def _parse_gt_cached(ground_truth: str, accept_arguments_key: bool) -> list[dict] | None:
+    # Shared between calls (ground truths repeat across a GRPO group): callers must not mutate it.
     if _TOOL_OPEN not in ground_truth:
         return None
     if _TOOL_CLOSE not in ground_truth:
@@ -303,20 +324,40 @@ def _parse_gt_cached(ground_truth: str) -> tuple[dict, ...] | None:
     calls = []
     for lineno, line in enumerate(_tool_call_body(ground_truth).split("\n"), 1):
         try:
-            call = json.loads(line)
+            call = _loads(line)
         except ValueError as exc:
             raise GroundTruthError(
                 f"line {lineno} inside <tool_call> is not JSON ({exc}): {line[:120]!r}; write one JSON object per line"
             ) from None
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
             raise GroundTruthError(f"line {lineno} inside <tool_call> is not an object with a string \"name\": {line[:120]!r}")
-        params = call.get("parameters", call.get("arguments"))
-        if not isinstance(params, dict):
+        if accept_arguments_key:
+            call = _with_parameters_key(call)
+        elif "parameters" not in call and "arguments" in call:
+            raise GroundTruthError(
+                f"call {call['name']!r} (line {lineno}) uses \"arguments\"; rename it to \"parameters\" or set "
+                "ToolRLConfig.accept_arguments_key=True"
+            )
+        if not isinstance(call.get("parameters"), dict):
             raise GroundTruthError(
                 f"call {call['name']!r} (line {lineno}) has no \"parameters\" object; add \"parameters\": {{...}}"
             )
         calls.append(call)
-    return tuple(calls)
+    return calls
+
+
+def _gt_calls(ground_truth: str, sample_id: Any, accept_arguments_key: bool) -> list[dict] | None:
+    if not isinstance(ground_truth, str):
+        raise GroundTruthError(
+            f"ToolRL ground truth of sample {sample_id!r} must be a string, got {type(ground_truth).__name__}; "
+            "put the reference reply text in reward_model.ground_truth"
+        )
+    try:
+        return _parse_gt_cached(ground_truth, accept_arguments_key)
+    except GroundTruthError as exc:
+        raise GroundTruthError(
+            f"ToolRL ground truth of sample {sample_id!r} is malformed: {exc}. Ground truth: {ground_truth[:200]!r}"
+        ) from None
 
 
 def parse_ground_truth_calls(ground_truth: str, *, sample_id: Any = None, accept_arguments_key: bool = False) -> list[dict] | None:
@@ -324,27 +365,8 @@ def parse_ground_truth_calls(ground_truth: str, *, sample_id: Any = None, accept
 
     Raises ``GroundTruthError`` naming the sample when the block is malformed.
     """
-    if not isinstance(ground_truth, str):
-        raise GroundTruthError(
-            f"ToolRL ground truth of sample {sample_id!r} must be a string, got {type(ground_truth).__name__}; "
-            "put the reference reply text in reward_model.ground_truth"
-        )
-    try:
-        calls = _parse_gt_cached(ground_truth)
-    except GroundTruthError as exc:
-        raise GroundTruthError(
-            f"ToolRL ground truth of sample {sample_id!r} is malformed: {exc}. Ground truth: {ground_truth[:200]!r}"
-        ) from None
-    if calls is None:
-        return None
-    calls = [_with_parameters_key(c) for c in calls] if accept_arguments_key else list(calls)
-    for c in calls:
-        if "parameters" not in c:
-            raise GroundTruthError(
-                f"ToolRL ground truth of sample {sample_id!r}: call {c['name']!r} uses \"arguments\"; rename it to "
-                "\"parameters\" or set ToolRLConfig.accept_arguments_key=True"
-            )
-    return calls
+    calls = _gt_calls(ground_truth, sample_id, accept_arguments_key)
+    return None if calls is None else [dict(c) for c in calls]
 
 
 def parse_predicted_calls(response: str, *, accept_arguments_key: bool = False) -> tuple[list | None, str | None]:
@@ -358,7 +380,7 @@ def parse_predicted_calls(response: str, *, accept_arguments_key: bool = False) 
     calls = []
     for line in _tool_call_body(response).split("\n"):
         try:
-            calls.append(json.loads(line))
+            calls.append(_loads(line))
         except (ValueError, RecursionError) as exc:
             return None, f"not JSON: {type(exc).__name__}"
     if accept_arguments_key:
@@ -533,7 +555,7 @@ def toolrl_reward(
         config: the variant; ``None`` = the paper's default.
     """
     cfg = config if config is not None else _DEFAULT_CONFIG
-    gt_calls = parse_ground_truth_calls(ground_truth, sample_id=sample_id, accept_arguments_key=cfg.accept_arguments_key)
+    gt_calls = _gt_calls(ground_truth, sample_id, cfg.accept_arguments_key)
     if not isinstance(solution, str):
         solution = "" if solution is None else str(solution)
     response = extract_assistant_span(solution, cfg.assistant_span)

@@ -363,3 +363,22 @@ def test_fuzzed_replies_stay_in_range(parts):
     res = toolrl_reward("".join(parts), GT2)
     assert -3.0 <= res.score <= 4.0
     assert res.success == (res.score == 4.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=' \t\r{}[]":,0123456789.eE-+abnrtulsf\\\ufeff', max_size=24))
+def test_fast_json_loads_equals_json_loads(text):
+    from reward.toolrl import _loads
+
+    try:
+        expected = ("ok", json.loads(text))
+    except (ValueError, RecursionError) as exc:
+        expected = ("err", type(exc))
+    try:
+        got = ("ok", _loads(text))
+    except (ValueError, RecursionError) as exc:
+        got = ("err", type(exc))
+    if expected[0] == "ok" and isinstance(expected[1], float) and math.isnan(expected[1]):
+        assert got[0] == "ok" and math.isnan(got[1])
+    else:
+        assert got == expected
