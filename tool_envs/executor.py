@@ -3,12 +3,12 @@
 Argument checking is chosen per schema file (``argument_checking``): ``coerce`` (default, below),
 ``strict`` (validate, never coerce) or ``off`` (pass through; the backend checks, as BFCL does).
 
-Coercion policy (documented in tool_envs/README.md): arguments are first validated as given against the
-tool's JSON Schema. Only if that fails, *lossless* conversions are tried where the schema declares a single
-type: ``"3"``→3 and ``3.0``→3 for ``integer``; ``"2.5"``→2.5 for ``number``; ``"true"/"false"`` (any case)
-for ``boolean``; recursively inside arrays and objects. If the coerced arguments validate, they are used;
-otherwise the call fails with the first validation error of the original arguments. Nothing is ever
-stringified, rounded or dropped.
+Coercion policy (documented in tool_envs/README.md): before validation, *lossless* conversions are applied
+where the schema declares a single type: ``"3"``→3 and ``3.0``→3 for ``integer``; ``"2.5"``→2.5 and
+``"7"``→7 for ``number``; ``"true"/"false"`` (any case) for ``boolean``; recursively inside arrays and
+objects. The converted arguments are then validated against the tool's JSON Schema; if they fail, the call
+fails with the most relevant validation error of the arguments as sent. Nothing is ever stringified,
+rounded or dropped, and values that are already right are left alone.
 """
 from __future__ import annotations
 
@@ -95,16 +95,17 @@ class ToolValidator:
         self.schema = parameters
         self.mode = mode
         self._validator = jsonschema.Draft202012Validator(parameters)
+        self._object_schema = {**parameters, "type": "object"}
 
     def check(self, arguments: Any) -> dict:
         """Return the arguments to call with (possibly coerced), or raise :class:`ArgumentError`."""
         if not isinstance(arguments, dict):
             raise ArgumentError(f"arguments of `{self.name}` must be a JSON object, got {type(arguments).__name__}")
-        if self.mode == "off" or self._validator.is_valid(arguments):
+        if self.mode == "off":
             return arguments
-        coerced = _coerce(arguments, {**self.schema, "type": "object"}) if self.mode == "coerce" else arguments
-        if coerced is not arguments and coerced != arguments and self._validator.is_valid(coerced):
-            return coerced
+        candidate = _coerce(arguments, self._object_schema) if self.mode == "coerce" else arguments
+        if self._validator.is_valid(candidate):
+            return candidate
         err = best_match(self._validator.iter_errors(arguments))
         where = json_path(err.absolute_path)
         raise ArgumentError(f"invalid arguments for `{self.name}`: {err.message} (at {where})")

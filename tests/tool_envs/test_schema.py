@@ -1,0 +1,132 @@
+"""Schema files: every shipped file validates; each kind of bad file gives a clear error."""
+from __future__ import annotations
+
+import copy
+import json
+import pathlib
+
+import pytest
+import yaml
+
+from tool_envs import SchemaError, load_spec, spec_from_mapping
+from tool_envs.registry import BUILTIN_DIR
+from tool_envs.schema import bfcl_params_to_json_schema
+
+SHIPPED = sorted(p for p in BUILTIN_DIR.glob("*/env.*") if p.suffix in (".yaml", ".yml", ".json"))
+
+GOOD = {
+    "name": "demo",
+    "description": "d",
+    "backend": {"class": "tool_envs.envs.inventory.backend.Inventory", "init_method": "load_state"},
+    "limits": {"max_turns": 3, "call_timeout_s": 1.5},
+    "tools": [
+        {"type": "function", "function": {"name": "check_stock", "description": "x", "parameters": {"type": "object", "properties": {"item": {"type": "string"}}, "required": ["item"]}}},
+    ],
+}
+
+
+def test_nine_shipped_schema_files_validate():
+    assert len(SHIPPED) == 9
+    for p in SHIPPED:
+        spec = load_spec(p)
+        assert spec.name == p.parent.name
+        assert spec.tools
+
+
+def test_good_mapping_round_trips():
+    spec = spec_from_mapping(GOOD)
+    assert spec.limits.max_turns == 3 and spec.limits.call_timeout_s == 1.5
+    assert spec.limits.max_calls_per_turn == 16  # default
+    again = spec_from_mapping(spec.to_dict())
+    assert again.to_dict() == spec.to_dict()
+
+
+def _bad(mutate):
+    d = copy.deepcopy(GOOD)
+    mutate(d)
+    with pytest.raises(SchemaError) as ei:
+        spec_from_mapping(d, source="bad.yaml")
+    return ei.value
+
+
+@pytest.mark.parametrize(
+    "mutate, path, words",
+    [
+        (lambda d: d.pop("name"), "$.name", "required field is missing"),
+        (lambda d: d.__setitem__("tols", []), "$.tols", "unknown field"),
+        (lambda d: d.__setitem__("name", "bad name!"), "$.name", "does not match"),
+        (lambda d: d.__setitem__("tools", []), "$.tools", "should be non-empty"),
+        (lambda d: d["tools"][0].__setitem__("type", "func"), "$.tools[0].type", "'function' was expected"),
+        (lambda d: d["tools"][0]["function"].pop("parameters"), "$.tools[0].function.parameters", "required field is missing"),
+        (lambda d: d["tools"][0]["function"]["parameters"].__setitem__("type", "dict"), "$.tools[0].function.parameters.type", "'object' was expected"),
+        (lambda d: d["tools"][0]["function"]["parameters"]["properties"]["item"].__setitem__("type", "float"), "$.tools[0].function.parameters.properties.item.type", "not a valid JSON Schema"),
+        (lambda d: d["tools"][0]["function"]["parameters"].__setitem__("required", ["nope"]), "$.tools[0].function.parameters.required", "not declared in properties"),
+        (lambda d: d["tools"].append(copy.deepcopy(d["tools"][0])), "$.tools[1].function.name", "duplicate tool name"),
+        (lambda d: d["limits"].__setitem__("max_turns", 0), "$.limits.max_turns", "less than the minimum"),
+        (lambda d: d["limits"].__setitem__("call_timeout_s", "fast"), "$.limits.call_timeout_s", "not of type"),
+        (lambda d: d["backend"].__setitem__("class", "no_such_pkg.mod.Cls"), "$.backend.class", "cannot import"),
+        (lambda d: d["backend"].__setitem__("class", "tool_envs"), "$.backend.class", "does not match"),
+        (lambda d: d["backend"].__setitem__("init_method", "nope"), "$.backend.init_method", "has no method"),
+        (lambda d: d["tools"][0]["function"].__setitem__("name", "not_a_method"), "$.tools[0].function.name", "has no public method"),
+        (lambda d: d.__setitem__("argument_checking", "loose"), "$.argument_checking", "is not one of"),
+    ],
+)
+def test_each_bad_schema_names_file_path_and_fix(mutate, path, words):
+    err = _bad(mutate)
+    assert err.file == "bad.yaml"
+    assert err.path == path
+    assert words in str(err)
+    assert "Fix:" in str(err) and str(err).startswith("bad.yaml: " + path)
+
+
+def test_file_level_errors(tmp_path: pathlib.Path):
+    with pytest.raises(SchemaError, match="file not found"):
+        load_spec(tmp_path / "missing.yaml")
+    p = tmp_path / "broken.yaml"
+    p.write_text("name: [unclosed\n")
+    with pytest.raises(SchemaError, match="not valid YAML"):
+        load_spec(p)
+    p = tmp_path / "list.json"
+    p.write_text("[1, 2]")
+    with pytest.raises(SchemaError, match="not a mapping"):
+        load_spec(p)
+    p = tmp_path / "env.toml"
+    p.write_text("")
+    with pytest.raises(SchemaError, match="unsupported file suffix"):
+        load_spec(p)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(GOOD))
+    assert load_spec(ok).name == "demo"
+
+
+def test_bfcl_type_mapping_is_structural():
+    src = {
+        "type": "dict",
+        "properties": {
+            "type": {"type": "string"},  # a parameter *named* type stays a property
+            "x": {"type": "float"},
+            "t": {"type": "tuple", "items": {"type": "integer"}},
+            "anything": {"type": "any", "description": "free"},
+            "nested": {"type": "dict", "properties": {"y": {"type": "float"}}},
+        },
+    }
+    out = bfcl_params_to_json_schema(src)
+    assert out["type"] == "object"
+    assert out["properties"]["type"] == {"type": "string"}
+    assert out["properties"]["x"]["type"] == "number"
+    assert out["properties"]["t"] == {"type": "array", "items": {"type": "integer"}}
+    assert "type" not in out["properties"]["anything"]
+    assert out["properties"]["nested"]["properties"]["y"]["type"] == "number"
+    assert src["type"] == "dict"  # input untouched
+    with pytest.raises(ValueError, match="unknown BFCL type"):
+        bfcl_params_to_json_schema({"type": "complex"})
+
+
+def test_generated_bfcl_schemas_are_current(tmp_path):
+    """The committed env.json files equal the generator's output (regenerate with
+    `python -m tool_envs.bfcl generate-schemas`)."""
+    from tool_envs.bfcl import generate_schema_files
+
+    for p in generate_schema_files(tmp_path):
+        committed = BUILTIN_DIR / p.parent.name / "env.json"
+        assert json.loads(p.read_text()) == json.loads(committed.read_text()), committed
