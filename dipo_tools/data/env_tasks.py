@@ -42,12 +42,14 @@ def env_task_row(task: dict[str, Any], index: int, *, env: str | None, data_sour
     if env is None and not task.get("envs"):
         raise DataPrepError(f"{where}: task has no 'envs' and no --env was given; name the environment")
     return {
-        "data_source": str(task.get("source") or data_source),
+        # routes reward.compute_score to the episode scorer; the task's own source stays in extra_info
+        "data_source": data_source,
         "prompt": messages,
         "ability": "tool_use",
         # the multi-turn scorer reads the task itself; the string keeps verl's reward_model contract
         "reward_model": {"style": "rule", "ground_truth": json.dumps(task.get("ground_truth"), sort_keys=True)},
         "extra_info": {"index": index, "split": split, "task_id": str(task["id"]), "env": env,
+                       "source": str(task.get("source") or ""),
                        "task": json.dumps(task, sort_keys=True)},
         "agent_name": TOOL_AGENT_NAME,
     }
@@ -57,13 +59,25 @@ def prepare_env_tasks(src: str | pathlib.Path, out: str | pathlib.Path, *, env: 
                       data_source: str = ENV_DATA_SOURCE, split: str = "train",
                       limit: int | None = None) -> pathlib.Path:
     """Convert a Task JSONL (or JSON list) file to one verl parquet file."""
-    tasks = read_records(src)
+    tasks = _load(src)
     if limit is not None:
         tasks = tasks[:limit]
     rows = [env_task_row(_as_dict(t, f"{src} task {i}"), i, env=env, data_source=data_source, split=split,
                          where=f"{src} task {i}")
             for i, t in enumerate(tqdm(tasks, desc="tasks", disable=len(tasks) < 500))]
     return write_verl_parquet(rows, out)
+
+
+def _load(src: str | pathlib.Path) -> list[Any]:
+    """Tasks via ``tool_envs.load_tasks`` (full validation, ``file:line`` errors) for JSONL files."""
+    if str(src).endswith(".jsonl") and pathlib.Path(src).exists():
+        from tool_envs.tasks import TaskError, load_tasks
+
+        try:
+            return load_tasks(src)
+        except TaskError as exc:
+            raise DataPrepError(str(exc)) from exc
+    return read_records(src)
 
 
 def _as_dict(task: Any, where: str) -> dict[str, Any]:
