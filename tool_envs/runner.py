@@ -74,6 +74,8 @@ class RunnerConfig:
         reveal_template: How revealed tools are shown: appended to that turn's last user message, with
             ``{message}`` and ``{tools}`` (one JSON schema per line) placeholders. The system prompt is
             already tokenised, so new tools must travel in the conversation (as BFCL's prompting mode does).
+        block_hidden_tools: Refuse calls to tools not yet revealed (miss_func) as unknown. Default False
+            is BFCL's behaviour: a held-out tool runs if the model guesses its name.
         stop_token_ids: Ids that end an assistant message; ``None``: the template's end token and EOS.
         max_tokens_key: Sampling-parameter name the runner sets to the tokens left (``max_tokens`` for
             vLLM/SGLang; the local engine reads the same key).
@@ -90,6 +92,7 @@ class RunnerConfig:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     reveal_message: str = BFCL_REVEAL_MESSAGE
     reveal_template: str = "{message}\n\nNew functions are now available:\n<tools>\n{tools}\n</tools>"
+    block_hidden_tools: bool = False
     stop_token_ids: list[int] | None = None
     max_tokens_key: str = "max_tokens"
 
@@ -212,7 +215,7 @@ async def run_episode(
     task = _as_task(task)
     if renderer is None:
         renderer = ChatRenderer(tokenizer, dict(config.chat_template_kwargs), config.stop_token_ids)
-    episode = env.new_episode(task)
+    episode = env.new_episode(task, block_hidden=True) if config.block_hidden_tools else env.new_episode(task)
     limits = getattr(env, "limits", None)
     max_steps = config.max_steps_per_turn or getattr(limits, "max_turns", None) or 16
     env_calls = getattr(limits, "max_calls_per_turn", None)
@@ -304,6 +307,8 @@ async def run_episode(
                 messages.append({"role": "assistant", "content": text})
                 step = StepTrace(text=text, num_tokens=len(new_ids), stopped=renderer.is_stopped(new_ids))
                 steps.append(step)
+                if not step.stopped and len(response_ids) >= config.max_response_tokens:
+                    raise _Stop(STOP_MAX_TOKENS)  # cut by the budget: nothing more can be shown to it
                 try:
                     calls = parse_tool_calls(text, config.tool_format)
                 except ToolCallParseError as e:
