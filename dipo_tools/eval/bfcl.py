@@ -219,7 +219,9 @@ class BFCLEvalConfig:
         prompt: prompt mode, system prompt, name sanitising (see PromptConfig).
         max_assistant_steps: per user turn in multi-turn (bfcl forces termination after 20 steps).
         max_response_tokens: total generated+tool tokens per multi-turn episode; long_context needs a lot.
-        max_new_tokens: per assistant step.
+        max_step_tokens: cap on one assistant step in multi-turn (None = what is left of
+            ``max_response_tokens``, as bfcl which only bounds by the context). Single-turn generation length
+            is the policy's ``max_tokens``.
         concurrency: multi-turn episodes run at once (an endpoint profits, a local model does not).
         progress: tqdm bars.
     """
@@ -232,7 +234,7 @@ class BFCLEvalConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     max_assistant_steps: int = 20
     max_response_tokens: int = 32768
-    max_new_tokens: int = 1024
+    max_step_tokens: int | None = None
     concurrency: int = 4
     progress: bool = True
 
@@ -294,27 +296,35 @@ def _single_turn_rows(policy, cat: Category, pairs, check_entries: dict[str, dic
             sink(row)
 
 
-async def _episode_row(policy, cat: Category, entry: dict, gt: list[list[str]], cfg: BFCLEvalConfig) -> dict:
+async def _episode_row(policy, cat: Category, entry: dict, gt: list[list[str]], cfg: BFCLEvalConfig,
+                       renderer=None) -> dict:
     from tool_envs import env_for_task
     from tool_envs.parsing import format_tool_calls
     from tool_envs.runner import RunnerConfig, run_episode
 
     task = bfcl_task(entry, gt)
     system = cfg.prompt.system_prompt
-    if cfg.prompt.mode == "toolrl":
+    toolrl = cfg.prompt.mode == "toolrl"
+    if toolrl:  # ToolRL lists the tools in its system prompt, not through the chat template
         from dipo_tools.eval.prompts import toolrl_system_prompt
 
         system = toolrl_system_prompt(entry.get("function", []))
-    rc = RunnerConfig(tool_format=cfg.prompt.tool_format, system_prompt=system,
-                      max_assistant_turns=cfg.max_assistant_steps, max_response_tokens=cfg.max_response_tokens)
+    rc = RunnerConfig(tool_format=cfg.prompt.tool_format, system_prompt=system, pass_tools_to_template=not toolrl,
+                      max_steps_per_turn=cfg.max_assistant_steps,
+                      max_assistant_turns=cfg.max_assistant_steps * max(1, len(task.turns)),
+                      max_response_tokens=cfg.max_response_tokens, max_new_tokens_per_step=cfg.max_step_tokens)
     try:
         traj = await run_episode(tokenizer=policy.tokenizer, env=env_for_task(task), task=task,
-                                 generate=policy.make_generate(task),
-                                 sampling_params={"max_tokens": cfg.max_new_tokens}, config=rc)
+                                 generate=policy.make_generate(task), sampling_params={}, config=rc,
+                                 renderer=renderer)
     except Exception as e:  # noqa: BLE001 — a crashed episode fails its entry, never the run
         return {"id": entry["id"], "category": cat.v3, "valid": False, "error_type": "multi_turn:inference_error",
                 "error": f"{type(e).__name__}: {e}", "result": None, "decoded": None}
-    calls = [[list(s.calls) for s in turn if s.calls] for turn in traj.turns]
+    # Re-parse the step texts instead of reusing ``step.calls``: backends keep (and later mutate) list
+    # arguments they were given, so the traced call objects no longer hold what the model wrote.
+    from tool_envs.parsing import parse_tool_calls
+
+    calls = [[parse_tool_calls(s.text, cfg.prompt.tool_format) for s in turn if s.calls] for turn in traj.turns]
     if len(calls) != len(gt):
         res = {"valid": False, "error_type": "multi_turn:force_terminated"}
     else:
@@ -328,13 +338,31 @@ async def _episode_row(policy, cat: Category, entry: dict, gt: list[list[str]], 
     }
 
 
+def policy_tokenizer(policy):
+    """The tokenizer whose chat template renders multi-turn episodes (self-test policies build the offline
+    tiny tokenizer when none was given)."""
+    if getattr(policy, "tokenizer", None) is None:
+        if policy.kind in ("oracle", "empty"):
+            from dipo_tools.models.tiny import build_tiny_tokenizer
+
+            policy.tokenizer = build_tiny_tokenizer()
+        else:
+            raise ValueError(f"the {policy.kind} policy has no tokenizer; pass --tokenizer PATH for multi-turn")
+    return policy.tokenizer
+
+
 def _multi_turn_rows(policy, cat: Category, pairs, cfg: BFCLEvalConfig, sink) -> None:
+    from tool_envs.chat import ChatRenderer
+
+    tokenizer = policy_tokenizer(policy)
+    renderer = ChatRenderer(tokenizer, {}, None)  # probing the template once, not per episode
+
     async def run_all():
         sem = asyncio.Semaphore(max(1, cfg.concurrency))
 
         async def one(entry, answer):
             async with sem:
-                return await _episode_row(policy, cat, entry, answer["ground_truth"], cfg)
+                return await _episode_row(policy, cat, entry, answer["ground_truth"], cfg, renderer)
 
         tasks = [asyncio.ensure_future(one(e, a)) for e, a in pairs]
         for fut in _tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=cat.v3, disable=not cfg.progress):
@@ -464,7 +492,8 @@ def add_bfcl_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="first N entries per category (smoke runs)")
     p.add_argument("--ids", default=None, help="comma list of entry ids")
     p.add_argument("--max-assistant-steps", type=int, default=20)
-    p.add_argument("--max-response-tokens", type=int, default=32768)
+    p.add_argument("--max-response-tokens", type=int, default=32768, help="multi-turn token budget per episode")
+    p.add_argument("--max-step-tokens", type=int, default=None, help="multi-turn cap per assistant step")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -472,7 +501,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     cfg = BFCLEvalConfig(categories=args.categories, output_dir=args.output_dir, limit=args.limit,
                          ids=args.ids.split(",") if args.ids else None, resume=not args.no_resume, prompt=prompt,
                          max_assistant_steps=args.max_assistant_steps, max_response_tokens=args.max_response_tokens,
-                         max_new_tokens=args.max_new_tokens, concurrency=args.concurrency,
+                         max_step_tokens=args.max_step_tokens, concurrency=args.concurrency,
                          progress=not args.no_progress)
     policy = build_policy(args, prompt)
     report = evaluate_bfcl(policy, cfg)
