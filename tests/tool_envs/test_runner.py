@@ -435,3 +435,15 @@ def test_bfcl_ground_truth_through_the_runner(tiny_tokenizer, bfcl_by_id):
         if task.missed_functions:
             hidden = [n for names in task.missed_functions.values() for n in names]
             assert all(f'"name": "{n}"' not in tok.decode(traj.prompt_ids) for n in hidden)
+
+
+def test_tokenizer_without_chat_template_is_a_clear_error(tiny_tokenizer, counter_env):
+    import copy
+
+    from tool_envs.chat import ChatTemplateError
+
+    tok = copy.copy(tiny_tokenizer)
+    tok.chat_template = None
+    with pytest.raises(ChatTemplateError, match="no chat_template"):
+        asyncio.run(run_episode(tokenizer=tok, env=counter_env, task=two_turn_task(), generate=ScriptedModel(tok, [])))
+    assert tiny_tokenizer.chat_template  # the shared fixture is untouched
