@@ -134,6 +134,18 @@ def _trading(rng: random.Random) -> Scenario:
     return ["TradingBot"], cfg, turns
 
 
+def _travel(rng: random.Random) -> Scenario:
+    city = rng.choice(["Rivermist", "Stonebrook", "Maplecrest", "Silverpine", "Shadowridge", "London", "Paris"])
+    cur = rng.choice(["EUR", "JPY", "GBP", "CAD", "AUD", "INR"])
+    amount = rng.randint(20, 5000)
+    cfg = {"random_seed": rng.randint(1, 10**6)}
+    turns = [
+        (f"Which airport is closest to {city}?", [C("get_nearest_airport_by_city", {"location": city})]),
+        (f"How much is {amount} USD in {cur}?", [C("compute_exchange_rate", {"base_currency": "USD", "target_currency": cur, "value": amount})]),
+    ]
+    return ["TravelAPI"], cfg, turns
+
+
 def _math_files(rng: random.Random) -> Scenario:
     """Two backends in one task: read numbers from a file, then compute."""
     nums = [rng.randint(1, 90) for _ in range(4)]
@@ -155,6 +167,7 @@ SCENARIOS: dict[str, Callable[[random.Random], Scenario]] = {
     "ticket": _ticket,
     "vehicle": _vehicle,
     "trading": _trading,
+    "travel": _travel,
     "files_math": _math_files,
 }
 
