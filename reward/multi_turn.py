@@ -1,0 +1,416 @@
+"""Multi-turn episode reward: BFCL's per-entry verdict plus a shaped score for training.
+
+Given the model's calls per user turn (from the episode runner's ``Trajectory``, or a plain list) and a
+task with ground-truth calls per turn, ``check_turns`` replays both on fresh episodes of the task's
+environment (the eval-free ``tool_envs`` executor) and, after every turn whose ground truth is non-empty,
+applies bfcl-eval's own sub-checkers, in BFCL's order:
+
+1. the model made at least one call in the turn   (``multi_turn:empty_turn_model_response``)
+2. ``state_checker`` on the backend instances     (``multi_turn:instance_state_mismatch``)
+3. ``response_checker``: every ground-truth result of the turn occurs among the model's results so far
+   (``multi_turn:execution_response_mismatch``)
+
+and a turn-count mismatch fails the entry as ``multi_turn:force_terminated``. The verdict (``valid`` and
+the first failure's ``error_type``) is ``multi_turn_checker``'s; unlike BFCL we keep checking the later
+turns so the shaped score can give partial credit.
+
+``score_episode`` turns that into a ``MultiTurnResult``: ``success`` = the BFCL verdict (every checked
+turn passes), and ``score`` = a weighted mix of per-turn ToolRL call matching, per-turn state match,
+per-turn result match and the verdict (weights in ``MultiTurnConfig``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from reward.toolrl import Granularity, calls_to_dicts, score_call_lists
+from tool_envs.types import ToolCall
+
+__all__ = [
+    "MultiTurnConfig",
+    "MultiTurnResult",
+    "TurnCheck",
+    "check_turns",
+    "score_episode",
+    "as_task",
+    "model_turns_from",
+]
+
+EMPTY_TURN = "multi_turn:empty_turn_model_response"
+STATE_MISMATCH = "multi_turn:instance_state_mismatch"
+RESPONSE_MISMATCH = "multi_turn:execution_response_mismatch"
+FORCE_TERMINATED = "multi_turn:force_terminated"
+FINAL_STATE_MISMATCH = "multi_turn:final_state_mismatch"  # ours: tasks graded by final state only
+EXECUTION_ERROR = "multi_turn:execution_error"  # ours: the replay itself failed (never a model's fault alone)
+
+
+@dataclass
+class MultiTurnConfig:
+    """Weights and switches of the multi-turn episode reward.
+
+    ``score = lo + (hi - lo) * (Σ_k w_k · c_k) / Σ_k w_k - parse_error_penalty · #parse errors``, over the
+    components ``c_k ∈ [0, 1]`` that the task can grade (a task with only a final state has no call
+    component; a component with weight 0 is left out).
+
+    Parameters:
+        call_weight: weight of the mean per-turn ToolRL call match (``S / S_max`` of the turn's calls,
+            all steps flattened, against the turn's ground truth; 1 for an exact match). Dense: credits a
+            right tool with a wrong argument. Too high and the policy imitates the ground-truth path
+            instead of reaching the right state some other valid way.
+        state_weight: weight of the fraction of checked turns whose backend state equals the ground
+            truth's (BFCL's state rule). The outcome the user cares about; sparse on long episodes.
+        response_weight: weight of the fraction of checked turns whose ground-truth results all appear
+            among the model's results (BFCL's response rule: read-only calls must really be made).
+        success_weight: weight of the entry verdict (1 only if every checked turn passes). Keeps the
+            maximum reserved for fully correct episodes, so shaping cannot outrank success.
+        parse_error_penalty: subtracted per assistant step whose calls could not be parsed (only known
+            when scoring a ``Trajectory``). 0 by default: unparsable steps already earn no credit.
+        score_range: ``(lo, hi)`` the weighted mean is mapped to. (0, 1) by default; (-1, 1) centres it.
+        granularity: ToolRL granularity of the per-turn call match (see ``ToolRLConfig.granularity``).
+        empty_turn_credit: call-component credit of a turn whose ground truth is empty and where the model
+            also made no call (BFCL does not check such turns; they are left out when False, the default).
+    """
+
+    call_weight: float = 0.25
+    state_weight: float = 0.35
+    response_weight: float = 0.15
+    success_weight: float = 0.25
+    parse_error_penalty: float = 0.0
+    score_range: tuple[float, float] = (0.0, 1.0)
+    granularity: Granularity = "fine"
+    empty_turn_credit: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("call_weight", "state_weight", "response_weight", "success_weight", "parse_error_penalty"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"MultiTurnConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.call_weight + self.state_weight + self.response_weight + self.success_weight <= 0:
+            raise ValueError("MultiTurnConfig: at least one of the four weights must be > 0")
+        lo, hi = (float(v) for v in self.score_range)
+        if lo > hi:
+            raise ValueError(f"MultiTurnConfig.score_range must have min <= max, got {self.score_range!r}")
+        self.score_range = (lo, hi)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "MultiTurnConfig":
+        if mapping is None:
+            return cls()
+        if isinstance(mapping, cls):
+            return mapping
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(mapping) - known)
+        if unknown:
+            raise ValueError(f"Unknown MultiTurnConfig field(s) {unknown}; valid fields: {sorted(known)}")
+        return cls(**{k: (tuple(v) if k == "score_range" else v) for k, v in mapping.items()})
+
+
+@dataclass
+class TurnCheck:
+    """What happened in one user turn. ``checked`` is False when the ground truth of the turn is empty
+    (BFCL does not check it) or the model never reached the turn (``reached`` False)."""
+
+    turn: int
+    checked: bool
+    reached: bool
+    num_gt_calls: int
+    num_model_calls: int
+    call_score: float | None = None  # ToolRL S/S_max of the turn's calls, in [0, 1]
+    empty: bool | None = None
+    state_ok: bool | None = None
+    response_ok: bool | None = None
+    state_differences: list[str] = field(default_factory=list)  # attribute names ("Class.attr")
+    missing_responses: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool | None:
+        if not self.checked:
+            return None
+        return bool(self.reached and not self.empty and self.state_ok and self.response_ok)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+@dataclass
+class MultiTurnResult:
+    """The episode's reward. ``success`` is BFCL's entry verdict (the binary signal DiPO uses)."""
+
+    score: float
+    success: bool
+    per_turn: list[TurnCheck]
+    state_ok: bool
+    response_ok: bool
+    error_type: str | None
+    error_message: str | None = None
+    call_score: float | None = None
+    turn_pass_rate: float = 0.0
+    final_state_ok: bool | None = None
+    num_parse_errors: int = 0
+    components: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Float-only view: what the agent loop hands to ``reward.compute_score`` and verl logs."""
+        out = {
+            "score": float(self.score),
+            "acc": float(self.success),
+            "state_ok": float(self.state_ok),
+            "response_ok": float(self.response_ok),
+            "turn_pass_rate": float(self.turn_pass_rate),
+            "force_terminated": float(self.error_type == FORCE_TERMINATED),
+            "parse_errors": float(self.num_parse_errors),
+        }
+        if self.call_score is not None:
+            out["call_score"] = float(self.call_score)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------------
+def as_task(task_or_entry: Any):
+    """A ``tool_envs`` Task from a Task, a task dict, or a BFCL entry that carries its ``ground_truth``."""
+    from tool_envs.tasks import Task
+
+    if isinstance(task_or_entry, Task):
+        return task_or_entry
+    if isinstance(task_or_entry, Mapping):
+        if "involved_classes" in task_or_entry and "question" in task_or_entry:
+            from tool_envs.bfcl import bfcl_entry_to_task
+
+            if "ground_truth" not in task_or_entry:
+                raise ValueError(
+                    f"BFCL entry {task_or_entry.get('id')!r} has no ground_truth; merge its possible-answer entry "
+                    "(entry['ground_truth'] = answer['ground_truth']) or pass a tool_envs Task"
+                )
+            return bfcl_entry_to_task(dict(task_or_entry), {"ground_truth": task_or_entry["ground_truth"]})
+        return Task.from_dict(task_or_entry, where=f"task {task_or_entry.get('id')!r}")
+    raise TypeError(f"expected a tool_envs Task, a task dict or a BFCL entry, got {type(task_or_entry).__name__}")
+
+
+def _is_call(x: Any) -> bool:
+    return isinstance(x, ToolCall) or (isinstance(x, Mapping) and "name" in x)
+
+
+def _to_call(x: Any) -> ToolCall:
+    if isinstance(x, ToolCall):
+        return x
+    args = x.get("arguments", x.get("parameters", {}))
+    return ToolCall(x["name"], dict(args) if isinstance(args, Mapping) else args)
+
+
+def model_turns_from(trajectory_or_turn_calls: Any) -> tuple[list[list[list[ToolCall]]], int]:
+    """``([turn][step][call], #parse errors)`` from a runner ``Trajectory`` or a plain list.
+
+    A plain list may be ``[turn][call]`` (one step per turn) or ``[turn][step][call]``; calls may be
+    ``ToolCall``s or ``{"name", "arguments"}`` dicts.
+    """
+    turns = getattr(trajectory_or_turn_calls, "turns", None)
+    if turns is not None and not isinstance(trajectory_or_turn_calls, (list, tuple)):
+        out = [[list(step.calls) for step in turn] for turn in turns]
+        errors = sum(1 for turn in turns for step in turn if getattr(step, "parse_error", None))
+        return out, errors
+    if not isinstance(trajectory_or_turn_calls, (list, tuple)):
+        raise TypeError(
+            "score_episode expects a tool_envs Trajectory or a list of turns of calls, got "
+            f"{type(trajectory_or_turn_calls).__name__}"
+        )
+    out = []
+    for turn in trajectory_or_turn_calls:
+        turn = list(turn)
+        if turn and all(_is_call(x) for x in turn):
+            out.append([[_to_call(c) for c in turn]])
+        else:
+            out.append([[_to_call(c) for c in step] for step in turn])
+    return out, 0
+
+
+# --------------------------------------------------------------------------------------------------
+# BFCL per-turn check
+# --------------------------------------------------------------------------------------------------
+def _flat(steps: Sequence[Sequence[ToolCall]]) -> list[ToolCall]:
+    return [c for s in steps for c in s]
+
+
+def _check(task, model_turns: Sequence[Sequence[Sequence[ToolCall]]], granularity: str = "fine") -> tuple[dict, list[TurnCheck], Any]:
+    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker, state_checker
+
+    from tool_envs.registry import env_for_task
+
+    gt_turns = task.gt_calls
+    if gt_turns is None:
+        gt_turns = []
+    env = env_for_task(task)
+    model_ep, gt_ep = env.new_episode(task), env.new_episode(task)
+    # BFCL's executor runs held-out (miss_func) functions too; the verdict must be BFCL's.
+    model_ep.reveal()
+    gt_ep.reveal()
+
+    verdict: dict = {"valid": True}
+    if len(model_turns) != len(gt_turns) and task.gt_calls is not None:
+        verdict = {
+            "valid": False,
+            "error_type": FORCE_TERMINATED,
+            "error_message": f"model produced {len(model_turns)} turns, ground truth has {len(gt_turns)}",
+        }
+
+    per_turn: list[TurnCheck] = []
+    all_model_results: list[str] = []
+    # Model turns beyond the ground truth (or all of them for a final-state-only task) still run, so the
+    # final state is the model's; they are never checked.
+    for t in range(max(len(gt_turns), len(model_turns))):
+        gt_calls = gt_turns[t] if t < len(gt_turns) else []
+        reached = t < len(model_turns)
+        # BFCL drops steps that decode to no call before checking.
+        steps = [list(s) for s in model_turns[t] if len(s)] if reached else []
+        for step in steps:
+            all_model_results.extend(r.content for r in model_ep.execute(step))
+        gt_results = [r.content for r in gt_ep.execute(list(gt_calls))]
+        flat = _flat(steps)
+        tc = TurnCheck(t, checked=bool(gt_calls), reached=reached, num_gt_calls=len(gt_calls), num_model_calls=len(flat))
+        if gt_calls:
+            tc.call_score = score_call_lists(calls_to_dicts(gt_calls), calls_to_dicts(flat), 0.0, 1.0, granularity).reward
+            tc.empty = not steps
+            first_error = None
+            if tc.empty:
+                first_error = {"valid": False, "error_type": EMPTY_TURN, "error_message": f"Model response list is empty for turn {t}"}
+            st = state_checker(model_ep.backends, gt_ep.backends)
+            tc.state_ok = bool(st["valid"])
+            if not tc.state_ok:
+                diffs = st.get("details", {}).get("differences", {})
+                cls = st.get("error_message", "").split(" for ", 1)[-1].split(" ", 1)[0]
+                tc.state_differences = [f"{cls}.{k}" for k in diffs]
+                first_error = first_error or st
+            rs = response_checker(all_model_results, gt_results, t)
+            tc.response_ok = bool(rs["valid"])
+            if not tc.response_ok:
+                tc.missing_responses = list(rs.get("details", {}).get("missing_items", []))
+                first_error = first_error or rs
+            if not reached:
+                tc.empty = True
+            if verdict["valid"] and first_error is not None:
+                verdict = dict(first_error, turn=t)
+        elif reached:
+            tc.empty = not steps
+        per_turn.append(tc)
+    return verdict, per_turn, model_ep
+
+
+def check_turns(task_or_entry: Any, model_turn_calls: Sequence[Sequence[Sequence[ToolCall]]]) -> dict:
+    """bfcl-eval's ``multi_turn_checker`` verdict for ``model_turn_calls`` (``[turn][step][call]``).
+
+    Returns ``{"valid", "error_type", "error_message", "per_turn": [TurnCheck.to_dict()...], "details"}``;
+    ``error_type`` is None when valid, else BFCL's (``multi_turn:force_terminated``,
+    ``multi_turn:empty_turn_model_response``, ``multi_turn:instance_state_mismatch``,
+    ``multi_turn:execution_response_mismatch``) for the first failing turn. The model and ground-truth
+    calls run on fresh episodes of the task's environment; nothing is ``eval``'d.
+    """
+    task = as_task(task_or_entry)
+    if task.gt_calls is None:
+        raise ValueError(f"task {task.id!r}: ground_truth.calls is required for a BFCL check (one list per turn)")
+    model_turns, _ = model_turns_from(list(model_turn_calls))
+    verdict, per_turn, _ = _check(task, model_turns)
+    return {
+        "valid": bool(verdict["valid"]),
+        "error_type": verdict.get("error_type"),
+        "error_message": verdict.get("error_message"),
+        "per_turn": [tc.to_dict() for tc in per_turn],
+        "details": verdict.get("details"),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Shaped episode score
+# --------------------------------------------------------------------------------------------------
+def _final_state_ok(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
+    """Every key given in the expected final state equals the episode's (recursively on mappings)."""
+    for k, v in expected.items():
+        if k not in actual:
+            return False
+        if isinstance(v, Mapping) and isinstance(actual[k], Mapping):
+            if not _final_state_ok(v, actual[k]):
+                return False
+        elif actual[k] != v:
+            return False
+    return True
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def score_episode(trajectory_or_turn_calls: Any, task: Any, config: MultiTurnConfig | None = None) -> MultiTurnResult:
+    """Score one multi-turn episode (see the module docstring). Never raises on the model's output.
+
+    Args:
+        trajectory_or_turn_calls: a ``tool_envs.runner.Trajectory`` (its steps' calls and parse errors
+            are used) or the model's calls as ``[turn][call]`` / ``[turn][step][call]``.
+        task: a ``tool_envs`` Task (or task dict / BFCL entry with ``ground_truth``) with
+            ``ground_truth.calls`` (per turn) and/or ``ground_truth.final_state``.
+        config: weights; ``None`` = defaults.
+    """
+    cfg = config or MultiTurnConfig()
+    task = as_task(task)
+    if task.gt_calls is None and task.gt_final_state is None:
+        raise ValueError(
+            f"task {task.id!r} has neither ground_truth.calls nor ground_truth.final_state; add one so the "
+            "episode can be graded"
+        )
+    model_turns, parse_errors = model_turns_from(trajectory_or_turn_calls)
+    try:
+        verdict, per_turn, model_ep = _check(task, model_turns, cfg.granularity)
+    except Exception as exc:  # noqa: BLE001 - a crash here must not stop training; report and score the minimum
+        lo = cfg.score_range[0]
+        return MultiTurnResult(lo, False, [], False, False, EXECUTION_ERROR, f"{type(exc).__name__}: {exc}"[:300],
+                               num_parse_errors=parse_errors)
+
+    checked = [tc for tc in per_turn if tc.checked]
+    final_ok = None
+    if task.gt_final_state is not None:
+        final_ok = _final_state_ok(task.gt_final_state, model_ep.state())
+        if verdict["valid"] and not final_ok:
+            verdict = {"valid": False, "error_type": FINAL_STATE_MISMATCH,
+                       "error_message": "the episode's final state differs from ground_truth.final_state"}
+    success = bool(verdict["valid"])
+
+    comps: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    if checked:
+        call_scores = [tc.call_score if tc.reached else 0.0 for tc in checked]
+        if cfg.empty_turn_credit:
+            call_scores += [1.0 if tc.num_model_calls == 0 else 0.0 for tc in per_turn if not tc.checked and tc.reached]
+        comps["calls"] = _mean(call_scores)
+        comps["state"] = _mean([float(bool(tc.state_ok and tc.reached)) for tc in checked])
+        comps["response"] = _mean([float(bool(tc.response_ok and tc.reached)) for tc in checked])
+        weights.update(calls=cfg.call_weight, state=cfg.state_weight, response=cfg.response_weight)
+    if final_ok is not None:
+        # Graded by final state: it is the state component (averaged with the per-turn one if both exist).
+        comps["state"] = (comps["state"] + float(final_ok)) / 2 if "state" in comps else float(final_ok)
+        weights["state"] = cfg.state_weight
+    comps["success"] = float(success)
+    weights["success"] = cfg.success_weight
+    total_w = sum(w for w in weights.values())
+    if total_w <= 0:  # e.g. only success_weight = 0 and nothing else gradable
+        weights, total_w = {"success": 1.0}, 1.0
+    mix = sum(weights[k] * comps[k] for k in weights) / total_w
+    lo, hi = cfg.score_range
+    score = lo + (hi - lo) * mix - cfg.parse_error_penalty * parse_errors
+
+    state_ok = all(tc.state_ok and tc.reached for tc in checked) and final_ok is not False
+    response_ok = all(tc.response_ok and tc.reached for tc in checked)
+    return MultiTurnResult(
+        score=score,
+        success=success,
+        per_turn=per_turn,
+        state_ok=bool(state_ok),
+        response_ok=bool(response_ok),
+        error_type=verdict.get("error_type"),
+        error_message=verdict.get("error_message"),
+        call_score=comps.get("calls"),
+        turn_pass_rate=_mean([float(bool(tc.passed)) for tc in checked]) if checked else float(success),
+        final_state_ok=final_ok,
+        num_parse_errors=parse_errors,
+        components=comps,
+    )
