@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping
 
 from tool_envs.chat import ChatRenderer
 from tool_envs.parsing import FORMATS, ToolCallParseError, parse_tool_calls
