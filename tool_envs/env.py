@@ -20,6 +20,7 @@ from tool_envs.executor import (
     CallTimeout,
     ToolValidator,
     call_runner,
+    fresh_copy,
     stringify_result,
     truncate,
 )
@@ -211,7 +212,7 @@ class Episode:
         try:
             if isinstance(arguments, Mapping) and POSITIONAL_ARGS_KEY in arguments:
                 arguments = bind_positional(call, self.env._param_order(name, instance)).arguments
-            args = self.env._validators[name].check(arguments)
+            args = fresh_copy(self.env._validators[name].check(arguments))
         except (ArgumentError, ToolCallParseError) as e:
             return ToolResult(name, f"{ERROR_PREFIX}{e}", error=True)
         if instance is None:

@@ -56,6 +56,20 @@ def truncate(text: str, limit: int) -> tuple[str, bool]:
     return text[: max(0, limit - len(note))] + note, True
 
 
+def fresh_copy(value: Any) -> Any:
+    """Copy JSON-like containers (dict/list/tuple) recursively; other values are shared.
+
+    Backends keep and mutate what they are given (BFCL's post_tweet stores the ``mentions`` list and a
+    later ``mention`` appends to it), so a call must never hand over the caller's objects: a task's
+    ground-truth calls would otherwise change between episodes. Much cheaper than ``copy.deepcopy``.
+    """
+    if isinstance(value, dict):
+        return {k: fresh_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [fresh_copy(v) for v in value]
+    return value
+
+
 def _coerce(value: Any, schema: Any) -> Any:
     if not isinstance(schema, dict):
         return value

@@ -185,3 +185,18 @@ async def test_64_concurrent_episodes_end_in_independent_correct_states(bfcl_by_
     results = await asyncio.gather(*(asyncio.to_thread(run, good if k % 2 else bad, k) for k in range(64)))
     for k, state in results:
         assert state == (ref_good if k % 2 else ref_bad), k
+
+
+def test_backends_never_receive_the_callers_objects(bfcl_by_id):
+    """post_tweet stores its `mentions` list and mention() appends to it: without copying, the task's
+    ground-truth arguments would change between episodes and later verdicts would flip."""
+    from tool_envs.bfcl import bfcl_entry_to_task, load_bfcl_entries
+
+    task = bfcl_by_id["multi_turn_base_147"]
+    before = [[dict(c.arguments) for c in turn] for turn in task.gt_calls]
+    for _ in range(2):
+        ep, _ = replay_ground_truth(task)
+        assert check_calls(task, _gt_steps(task))["valid"]
+    assert [[dict(c.arguments) for c in turn] for turn in task.gt_calls] == before
+    fresh = next(bfcl_entry_to_task(q, a) for q, a in load_bfcl_entries("multi_turn_base") if q["id"] == task.id)
+    assert fresh.gt_calls == task.gt_calls
