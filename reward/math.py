@@ -96,7 +96,7 @@ def math_reward(solution: str, ground_truth: Any, config: MathConfig | None = No
     """Verify the reply's final answer against ``ground_truth`` (a string or number). Never raises on the reply."""
     from math_verify import verify
 
-    cfg = config or MathConfig()
+    cfg = MathConfig.from_mapping(config)
     if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
         ground_truth = str(ground_truth)
     if not isinstance(ground_truth, str) or not ground_truth.strip():

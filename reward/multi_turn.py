@@ -341,7 +341,7 @@ def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else 0.0
 
 
-def score_episode(trajectory_or_turn_calls: Any, task: Any, config: MultiTurnConfig | None = None) -> MultiTurnResult:
+def score_episode(trajectory_or_turn_calls: Any, task: Any, config: MultiTurnConfig | Mapping[str, Any] | None = None) -> MultiTurnResult:
     """Score one multi-turn episode (see the module docstring). Never raises on the model's output.
 
     Args:
@@ -349,9 +349,9 @@ def score_episode(trajectory_or_turn_calls: Any, task: Any, config: MultiTurnCon
             are used) or the model's calls as ``[turn][call]`` / ``[turn][step][call]``.
         task: a ``tool_envs`` Task (or task dict / BFCL entry with ``ground_truth``) with
             ``ground_truth.calls`` (per turn) and/or ``ground_truth.final_state``.
-        config: weights; ``None`` = defaults.
+        config: weights (a ``MultiTurnConfig`` or a mapping of its fields); ``None`` = defaults.
     """
-    cfg = config or MultiTurnConfig()
+    cfg = MultiTurnConfig.from_mapping(config)
     task = as_task(task)
     if task.gt_calls is None and task.gt_final_state is None:
         raise ValueError(

@@ -539,7 +539,7 @@ def toolrl_reward(
     solution: str,
     ground_truth: str,
     step: int = 0,
-    config: ToolRLConfig | None = None,
+    config: ToolRLConfig | Mapping[str, Any] | None = None,
     *,
     sample_id: Any = None,
 ) -> ToolRLResult:
@@ -552,9 +552,14 @@ def toolrl_reward(
             and/or ``<response>…</response>``). A malformed one raises ``GroundTruthError`` naming
             ``sample_id``.
         step: the training step, used only by the scheduled variants.
-        config: the variant; ``None`` = the paper's default.
+        config: the variant (a ``ToolRLConfig`` or a mapping of its fields); ``None`` = the paper's default.
     """
-    cfg = config if config is not None else _DEFAULT_CONFIG
+    if config is None:
+        cfg = _DEFAULT_CONFIG
+    elif isinstance(config, ToolRLConfig):
+        cfg = config
+    else:
+        cfg = ToolRLConfig.from_mapping(config)
     gt_calls = _gt_calls(ground_truth, sample_id, cfg.accept_arguments_key)
     if not isinstance(solution, str):
         solution = "" if solution is None else str(solution)

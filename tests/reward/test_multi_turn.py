@@ -286,3 +286,12 @@ def test_bfcl_entry_dict_input(bfcl):
     assert check_turns(merged, gt_steps(task))["valid"]
     with pytest.raises(ValueError, match="has no ground_truth"):
         check_turns(entry, gt_steps(task))
+
+
+def test_config_as_mapping(base0):
+    # the verl agent loop hands the YAML mapping straight through
+    res = score_episode([list(t) for t in base0.gt_calls[:3]], base0, {"call_weight": 0, "state_weight": 0,
+                                                                       "response_weight": 0, "success_weight": 1})
+    assert res.score == 0.0
+    with pytest.raises(ValueError, match="valid fields"):
+        score_episode([], base0, {"call_wieght": 1})

@@ -382,3 +382,9 @@ def test_fast_json_loads_equals_json_loads(text):
         assert got[0] == "ok" and math.isnan(got[1])
     else:
         assert got == expected
+
+
+def test_config_as_mapping():
+    assert toolrl_reward(GT2, GT2, config={"correctness_range": [-1, 1]}).score == 2.0
+    with pytest.raises(ValueError, match="valid fields"):
+        toolrl_reward(GT2, GT2, config={"granularty": "coarse"})
