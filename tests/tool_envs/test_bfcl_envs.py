@@ -200,3 +200,11 @@ def test_backends_never_receive_the_callers_objects(bfcl_by_id):
     assert [[dict(c.arguments) for c in turn] for turn in task.gt_calls] == before
     fresh = next(bfcl_entry_to_task(q, a) for q, a in load_bfcl_entries("multi_turn_base") if q["id"] == task.id)
     assert fresh.gt_calls == task.gt_calls
+
+
+def test_reveal_message_is_bfcl_constant():
+    from bfcl_eval.constants.default_prompts import DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC
+
+    from tool_envs.bfcl import MISSED_FUNCTION_MESSAGE
+
+    assert MISSED_FUNCTION_MESSAGE == DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC
