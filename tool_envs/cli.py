@@ -129,22 +129,30 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, inp: TextIO | None = None) 
     return 0
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    """``args.func(args)`` entry used by parent CLIs (the ``dipo`` command calls ``args.func(args)``)."""
+    return args._run(args, sys.stdout)
+
+
 def _add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list built-in and registered environments")
-    p.set_defaults(_run=_cmd_list)
+    p.set_defaults(_run=_cmd_list, func=_dispatch)
     p = sub.add_parser("validate", help="validate schema files (.yaml/.yml/.json) or task files (.jsonl)")
     p.add_argument("files", nargs="+")
-    p.set_defaults(_run=_cmd_validate)
+    p.set_defaults(_run=_cmd_validate, func=_dispatch)
     p = sub.add_parser("play", help="call an environment's tools by hand (reads calls from stdin)", description=_PLAY_HELP)
     p.add_argument("env", help="built-in name, backend class name or schema file")
     p.add_argument("--tasks", help="JSONL task file to take the initial state from (first task unless --task-id)")
     p.add_argument("--task-id")
     p.add_argument("--state", help='initial state as JSON, e.g. \'{"inventory": {"stock": {"apple": 3}}}\'')
-    p.set_defaults(_run=_cmd_play)
+    p.set_defaults(_run=_cmd_play, func=_dispatch)
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``env list | validate FILE... | play ENV`` to a parent CLI; run with :func:`run_parsed`."""
+    """Add ``env list | validate FILE... | play ENV`` to a parent CLI.
+
+    Run the parsed namespace with ``args.func(args)`` or :func:`run_parsed` (which can redirect output).
+    """
     env = subparsers.add_parser("env", help="tool environments: list, validate, play")
     _add_commands(env.add_subparsers(dest="env_cmd", required=True))
     env.set_defaults(_run_env=True)
@@ -160,4 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tool_envs", description="Tool environments: list, validate, play.")
     _add_commands(ap.add_subparsers(dest="cmd", required=True))
     args = ap.parse_args(argv)
-    return run_parsed(args)
+    try:
+        return run_parsed(args)
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0

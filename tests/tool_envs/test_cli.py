@@ -66,6 +66,9 @@ def test_register_cli_mounts_env_commands(capsys):
     args = parser.parse_args(["env", "validate", str(BUILTIN_DIR / "math_api" / "env.json")])
     assert run_parsed(args) == 0
     assert "OK " in capsys.readouterr().out
+    args = parser.parse_args(["env", "list"])
+    assert args.func(args) == 0  # the calling convention of the `dipo` command
+    assert "inventory" in capsys.readouterr().out
 
 
 def test_module_entry_point_with_stdin():
