@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures as cf
+import copy
 import json
 import pathlib
 import sys
@@ -27,6 +28,7 @@ from dipo_tools.eval.bfcl_data import (
     BY_NAME,
     CATEGORIES,
     Category,
+    category_size,
     ensure_bfcl_root,
     load_category,
     provenance,
@@ -277,14 +279,14 @@ def _single_turn_rows(policy, cat: Category, pairs, check_entries: dict[str, dic
                             for e, a in pairs if a is not None})
 
     def work(pair):
-        entry, answer = pair
+        entry, answer = copy.deepcopy(pair)  # the loaded data is shared; checkers get their own copy
         req = build_request(entry, cat.v3, cfg.prompt)
         try:
             raw = policy.complete(req)
             gen_error = None
         except Exception as e:  # one failed request is that entry's failure; the run goes on
             raw, gen_error = "", f"{type(e).__name__}: {e}"
-        res = score_single_turn(cat, check_entries[entry["id"]], answer["ground_truth"] if answer else None,
+        res = score_single_turn(cat, copy.deepcopy(check_entries[entry["id"]]), answer["ground_truth"] if answer else None,
                                 raw, cfg.prompt, req.name_map)
         if gen_error:
             res.update(valid=False, error_type="inference_error", error=gen_error)
@@ -362,6 +364,7 @@ def _multi_turn_rows(policy, cat: Category, pairs, cfg: BFCLEvalConfig, sink) ->
 
         async def one(entry, answer):
             async with sem:
+                entry, answer = copy.deepcopy((entry, answer))
                 return await _episode_row(policy, cat, entry, answer["ground_truth"], cfg, renderer)
 
         tasks = [asyncio.ensure_future(one(e, a)) for e, a in pairs]
@@ -379,6 +382,8 @@ def evaluate_bfcl(policy, cfg: BFCLEvalConfig) -> dict[str, Any]:
     out = pathlib.Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
+    if any(c.kind == "multi_turn" for c in cats):
+        policy_tokenizer(policy)  # so the report records the template that renders the episodes
     meta = {"prompt": asdict(cfg.prompt), "policy": policy.describe(), **provenance()}
     meta_path = out / "run_meta.json"
     if cfg.resume and meta_path.exists() and results_path.exists():
@@ -423,7 +428,7 @@ def evaluate_bfcl(policy, cfg: BFCLEvalConfig) -> dict[str, Any]:
                 errors[str(r.get("error_type"))] = errors.get(str(r.get("error_type")), 0) + 1
         scores[cat.v3] = {"correct": correct, "total": len(rows), "accuracy": correct / len(rows) if rows else 0.0,
                           "group": cat.group, "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1]))}
-    full_counts = {c.v3: len(load_category(c, hints=False)[0]) for c in CATEGORIES if c.group == "live"}
+    full_counts = {c.v3: category_size(c) for c in CATEGORIES if c.group == "live"}
     report = {
         "benchmark": "BFCL V3",
         **meta,

@@ -6,7 +6,6 @@ that maps between the two.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import json
@@ -111,12 +110,17 @@ def _load(category_data_name: str, hints: bool) -> tuple[list[dict], list[dict] 
 
 def load_category(category: Category | str, *, hints: bool = True) -> tuple[list[dict], list[dict] | None]:
     """Entries (with ``function`` docs; multi-turn ones with ``missed_function`` docs per turn) and the
-    aligned possible answers (None for relevance/irrelevance). Deep copies: callers may mutate them.
+    aligned possible answers (None for relevance/irrelevance).
 
+    The lists are cached and shared: treat them as read-only (copy an entry before changing it).
     ``hints`` adds bfcl's language notes to the docs (what ``bfcl generate`` shows a model)."""
     cat = category if isinstance(category, Category) else BY_NAME[category]
     entries, answers = _load(cat.data, hints)
-    return copy.deepcopy(entries), copy.deepcopy(answers)
+    return list(entries), (list(answers) if answers is not None else None)
+
+
+def category_size(category: Category | str) -> int:
+    return len(load_category(category, hints=False)[0])
 
 
 def bfcl_version() -> str:
