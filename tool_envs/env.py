@@ -193,7 +193,10 @@ class Episode:
             if i >= self.limits.max_calls_per_turn:
                 res = ToolResult(getattr(call, "name", "?"), f"{ERROR_PREFIX}call not executed: at most {self.limits.max_calls_per_turn} calls per message", error=True)
             else:
-                res = self._execute_one(call)
+                try:
+                    res = self._execute_one(call)
+                except Exception as e:  # noqa: BLE001 - last line of defence (e.g. absurdly deep arguments)
+                    res = ToolResult(str(getattr(call, "name", "?")), f"{ERROR_PREFIX}the call could not be processed ({type(e).__name__})", error=True)
             self.history.append((call, res))
             results.append(res)
         return results

@@ -209,3 +209,15 @@ def test_public_state_handles_cycles_sets_dates():
     snap = public_state({"root": root, "tags": {"b", "a"}, "when": datetime.date(2024, 1, 2), "t": (1, 2)})
     assert snap == {"root": {"name": "/", "parent": None, "children": {"a": {"name": "a", "children": {}}}}, "tags": ["a", "b"], "when": "2024-01-02", "t": [1, 2]}
     json.dumps(snap)
+
+
+def test_hostile_arguments_never_crash(counter_env):
+    deep: list = []
+    cur = deep
+    for _ in range(20000):  # far deeper than the recursion limit
+        cur.append([])
+        cur = cur[0]
+    for checking in ("coerce", "off"):
+        ep = counter_env(checking).new_episode()
+        r = ep.execute([ToolCall("add", {"amount": 1, "note": deep}), ToolCall(None, {}), ToolCall("add", {"amount": 1})])  # type: ignore[arg-type]
+        assert [x.error for x in r] == [True, True, False]
