@@ -117,11 +117,25 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
         raise ConfigError(f"verl validate_config: {exc}") from exc
     except Exception as exc:  # e.g. hydra InstantiationException from the actor dataclass
         raise ConfigError(f"verl validate_config: {exc}") from exc
+    mini, batch = config.actor_rollout_ref.actor.ppo_mini_batch_size, config.data.train_batch_size
+    if mini and batch % mini != 0:  # verl skips this check under use_dynamic_bsz, then fails mid-step
+        raise ConfigError(
+            f"actor_rollout_ref.actor.ppo_mini_batch_size={mini} must divide data.train_batch_size={batch} "
+            "(both count prompts; verl multiplies each by rollout.n)"
+        )
     _instantiate(config.actor_rollout_ref.rollout, "actor_rollout_ref.rollout")
     _check_reward_manager(config)
     _instantiate(config.algorithm, "algorithm", drop=("dipo",))
     if use_critic:
         _instantiate(config.critic, "critic")
+
+    if config.get("dipo_agent", None) is not None:
+        from dipo_tools.verl_ext.agent_loop import TaskRowError, runner_config_from
+
+        try:
+            runner_config_from(config)
+        except TaskRowError as exc:
+            raise ConfigError(str(exc)) from exc
 
     reward_fn = config.reward.get("custom_reward_function", {}) or {}
     if reward_fn.get("path"):
