@@ -17,7 +17,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from tool_envs.executor import (
     ERROR_PREFIX,
     ArgumentError,
-    CallTimeout,
     ToolValidator,
     call_runner,
     fresh_copy,
@@ -187,19 +186,37 @@ class Episode:
     # --- execution -----------------------------------------------------------------------------------
 
     def execute(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
-        """Run the calls of one assistant message in order; one result per call, never an exception."""
-        results = []
-        for i, call in enumerate(calls):
-            if i >= self.limits.max_calls_per_turn:
-                res = ToolResult(getattr(call, "name", "?"), f"{ERROR_PREFIX}call not executed: at most {self.limits.max_calls_per_turn} calls per message", error=True)
-            else:
-                try:
-                    res = self._execute_one(call)
-                except Exception as e:  # noqa: BLE001 - last line of defence (e.g. absurdly deep arguments)
-                    res = ToolResult(str(getattr(call, "name", "?")), f"{ERROR_PREFIX}the call could not be processed ({type(e).__name__})", error=True)
-            self.history.append((call, res))
-            results.append(res)
+        """Run the calls of one assistant message in order; one result per call, never an exception.
+
+        With ``call_timeout_s`` set, the whole message runs as one job on a worker thread (one hand-off
+        per message, not per call) and every call gets its own deadline.
+        """
+        calls = list(calls)
+        limit = self.limits.max_calls_per_turn
+        run, rest = calls[:limit], calls[limit:]
+        timeout = self.limits.call_timeout_s
+        if timeout and run and not self.broken and any(i is not None for i in self._instances):
+            done, hung = call_runner().run_batch([functools.partial(self._safe_one, c) for c in run], timeout)
+            results = list(done)
+            if hung is not None:
+                name = str(getattr(run[hung], "name", "?"))
+                self.broken = f"an earlier call to {name!r} timed out; this episode can no longer run tools"
+                results.append(ToolResult(name, f"{ERROR_PREFIX}the call did not finish within {timeout:g} s", error=True))
+                results += [ToolResult(str(getattr(c, "name", "?")), f"{ERROR_PREFIX}{self.broken}", error=True) for c in run[hung + 1:]]
+        else:
+            results = [self._safe_one(c) for c in run]
+        results += [
+            ToolResult(str(getattr(c, "name", "?")), f"{ERROR_PREFIX}call not executed: at most {limit} calls per message", error=True)
+            for c in rest
+        ]
+        self.history.extend(zip(calls, results))
         return results
+
+    def _safe_one(self, call: ToolCall) -> ToolResult:
+        try:
+            return self._execute_one(call)
+        except Exception as e:  # noqa: BLE001 - last line of defence (e.g. absurdly deep arguments)
+            return ToolResult(str(getattr(call, "name", "?")), f"{ERROR_PREFIX}the call could not be processed ({type(e).__name__})", error=True)
 
     def _execute_one(self, call: ToolCall) -> ToolResult:
         name = getattr(call, "name", None)
@@ -221,14 +238,8 @@ class Episode:
         if instance is None:
             content, error = self._replay_lookup(idx, name, args)
         else:
-            method = getattr(instance, name)
-            timeout = self.limits.call_timeout_s
             try:
-                value = call_runner().run(lambda: method(**args), timeout) if timeout else method(**args)
-                content, error = stringify_result(value), False
-            except CallTimeout as e:
-                self.broken = f"an earlier call to {name!r} timed out; this episode can no longer run tools"
-                return ToolResult(name, f"{ERROR_PREFIX}{e}", error=True)
+                content, error = stringify_result(getattr(instance, name)(**args)), False
             except Exception as e:  # noqa: BLE001 - any backend failure is the model's feedback
                 content, error = f"{ERROR_PREFIX}{e}", True
         content, cut = truncate(content, self.limits.max_output_chars)

@@ -17,6 +17,7 @@ import math
 import queue
 import re
 import threading
+import time
 from typing import Any, Callable
 
 import jsonschema
@@ -31,10 +32,6 @@ _FLOAT_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
 
 class ArgumentError(ValueError):
     """Arguments do not match the tool's schema; the message is written for the model."""
-
-
-class CallTimeout(TimeoutError):
-    pass
 
 
 def stringify_result(value: Any) -> str:
@@ -128,25 +125,32 @@ class ToolValidator:
 # --- timeouts: calls run on daemon worker threads so a hung backend never blocks the loop or exit ----
 
 
-class _Job:
-    __slots__ = ("fn", "done", "result", "exc")
+class _BatchJob:
+    """Runs callables in order; ``cur`` = (index, start time) of the running one, swapped atomically."""
 
-    def __init__(self, fn: Callable[[], Any]):
-        self.fn, self.done, self.result, self.exc = fn, threading.Event(), None, None
+    __slots__ = ("fns", "results", "cur", "done", "cancelled")
+
+    def __init__(self, fns: list[Callable[[], Any]]):
+        self.fns, self.results, self.done, self.cancelled = fns, [], threading.Event(), False
+        self.cur = (0, time.monotonic())
 
     def run(self) -> None:
         try:
-            self.result = self.fn()
-        except BaseException as e:  # noqa: BLE001 - handed back to the caller
-            self.exc = e
+            for i, fn in enumerate(self.fns):
+                if self.cancelled:
+                    break
+                self.cur = (i, time.monotonic())
+                self.results.append(fn())
         finally:
             self.done.set()
 
 
 class _Worker(threading.Thread):
+    """A daemon thread running jobs from its inbox, then offering itself as idle again."""
+
     def __init__(self, idle: "queue.SimpleQueue[_Worker]"):
         super().__init__(daemon=True, name="tool-env-call")
-        self.inbox: "queue.SimpleQueue[_Job]" = queue.SimpleQueue()
+        self.inbox: "queue.SimpleQueue[_BatchJob]" = queue.SimpleQueue()
         self._idle = idle
         self.start()
 
@@ -158,7 +162,7 @@ class _Worker(threading.Thread):
 
 
 class CallRunner:
-    """Runs callables under a wall-clock deadline on reusable daemon threads.
+    """Runs callables under per-call wall-clock deadlines on reusable daemon threads.
 
     A call that overruns keeps its thread (Python threads cannot be killed); new threads are started as
     needed, so later calls are never stuck behind it, and daemon threads never block interpreter exit.
@@ -167,18 +171,31 @@ class CallRunner:
     def __init__(self) -> None:
         self._idle: "queue.SimpleQueue[_Worker]" = queue.SimpleQueue()
 
-    def run(self, fn: Callable[[], Any], timeout: float) -> Any:
+    def _submit(self, job: _BatchJob) -> None:
         try:
             worker = self._idle.get_nowait()
         except queue.Empty:
             worker = _Worker(self._idle)
-        job = _Job(fn)
         worker.inbox.put(job)
-        if not job.done.wait(timeout):
-            raise CallTimeout(f"the call did not finish within {timeout:g} s")
-        if job.exc is not None:
-            raise job.exc
-        return job.result
+
+    def run_batch(self, fns: list[Callable[[], Any]], timeout: float) -> tuple[list[Any], int | None]:
+        """Run ``fns`` in order on one worker, each with its own ``timeout``.
+
+        Returns ``(results of the calls that finished, index of the call that overran or None)``. The
+        callables must not raise. After an overrun the remaining callables are not started.
+        """
+        job = _BatchJob(fns)
+        self._submit(job)
+        while True:
+            i, started = job.cur
+            left = started + timeout - time.monotonic()
+            if job.done.wait(max(left, 0.0)):
+                return job.results, None
+            if job.done.is_set():
+                return job.results, None
+            if job.cur == (i, started) and time.monotonic() - started >= timeout:
+                job.cancelled = True
+                return job.results[:i], i
 
 
 _RUNNER_LOCK = threading.Lock()
