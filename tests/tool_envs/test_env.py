@@ -221,3 +221,13 @@ def test_hostile_arguments_never_crash(counter_env):
         ep = counter_env(checking).new_episode()
         r = ep.execute([ToolCall("add", {"amount": 1, "note": deep}), ToolCall(None, {}), ToolCall("add", {"amount": 1})])  # type: ignore[arg-type]
         assert [x.error for x in r] == [True, True, False]
+
+
+def test_timeout_inside_a_message_keeps_earlier_results(counter_env):
+    ep = counter_env().new_episode()
+    first, hung, after = ep.execute([ToolCall("add", {"amount": 2}), ToolCall("hang", {}), ToolCall("add", {"amount": 5})])
+    assert not first.error and json.loads(first.content)["value"] == 2
+    assert hung.error and "did not finish within 0.5 s" in hung.content
+    assert after.error and "timed out" in after.content
+    assert len(ep.history) == 3
+    ep.backends["Counter"].release.set()
