@@ -355,9 +355,16 @@ class EndpointPolicy(Policy):
             p["seed"] = s.seed
         return p
 
-    def complete(self, request: Request) -> str:
+    def complete_sample(self, request: Request, j: int) -> str:
+        """Sample ``j`` of a request (math k-sampling): the seed moves with ``j`` so samples differ."""
+        return self.complete(request, seed_offset=j)
+
+    def complete(self, request: Request, seed_offset: int = 0) -> str:
+        sampling = self._sampling_payload()
+        if "seed" in sampling:
+            sampling["seed"] += seed_offset
         if self.api == "chat":
-            payload = {"model": self.model, "messages": request.messages, **self._sampling_payload()}
+            payload = {"model": self.model, "messages": request.messages, **sampling}
             if request.tools:
                 payload["tools"] = request.tools
             out = _post(f"{self.base_url}/chat/completions", payload, self.api_key, self.timeout)
@@ -367,7 +374,7 @@ class EndpointPolicy(Policy):
                 raise EndpointError(f"unexpected chat completion payload: {str(out)[:300]}") from e
         prompt = self.tokenizer.apply_chat_template(request.messages, tools=request.tools, tokenize=False,
                                                     add_generation_prompt=True)
-        out = _post(f"{self.base_url}/completions", {"model": self.model, "prompt": prompt, **self._sampling_payload()},
+        out = _post(f"{self.base_url}/completions", {"model": self.model, "prompt": prompt, **sampling},
                     self.api_key, self.timeout)
         try:
             return out["choices"][0]["text"]
@@ -435,6 +442,8 @@ class TransformersPolicy(Policy):
         if self.tokenizer is None:
             raise ValueError("TransformersPolicy needs a tokenizer with a chat template")
         self.model.to(device).eval()
+        if sampling is not None and sampling.seed is not None:
+            torch.manual_seed(sampling.seed)
         self.device, self.prompt = device, prompt
         self.sampling = sampling or SamplingConfig()
         self._lock = threading.Lock()  # one generate at a time: the model is shared
@@ -448,10 +457,8 @@ class TransformersPolicy(Policy):
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         kw = dict(max_new_tokens=max_new, eos_token_id=eos, pad_token_id=pad, output_scores=True,
                   return_dict_in_generate=True)
-        if temp > 0:
+        if temp > 0:  # seeded once at construction: successive samples differ, runs repeat
             kw.update(do_sample=True, temperature=temp, top_p=float(params.get("top_p", self.sampling.top_p)))
-            if self.sampling.seed is not None:
-                torch.manual_seed(self.sampling.seed)
         else:
             kw.update(do_sample=False)
         with self._lock, torch.no_grad():
