@@ -36,9 +36,9 @@ AGENT_NAME = "dipo_tool_agent"
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 
-#: Keys always present in ``reward_extra_info`` (verl stacks these per batch, so every row needs the same).
-EXTRA_INFO_KEYS = ("score", "acc", "num_assistant_turns", "num_tool_calls", "num_user_turns", "num_parse_errors",
-                   "truncated")
+#: Reward keys always present in ``reward_extra_info`` (verl stacks them per batch: every row needs the same
+#: keys, so optional components such as ``call_score`` stay in ``extra_fields["episode_reward"]`` only).
+REWARD_INFO_KEYS = ("score", "acc", "state_ok", "response_ok", "turn_pass_rate", "force_terminated")
 
 
 class TaskRowError(ValueError):
@@ -130,7 +130,7 @@ class DiPOToolAgentLoop(AgentLoopBase):
         episode_reward = _float_metrics(result.metrics()) if hasattr(result, "metrics") else {}
         episode_reward.setdefault("score", float(result.score))
         episode_reward["acc"] = float(success)
-        reward_extra_info = {k: float(episode_reward.get(k, 0.0)) for k in ("score", "acc")}
+        reward_extra_info = {k: float(episode_reward.get(k, 0.0)) for k in REWARD_INFO_KEYS}
         reward_extra_info.update(
             num_assistant_turns=float(traj.num_assistant_turns),
             num_tool_calls=float(traj.num_tool_calls),
