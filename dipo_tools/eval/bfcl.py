@@ -116,12 +116,15 @@ def decoded_to_calls(entry: dict, decoded: list[list[list[str]]]) -> list[list[l
     for turn in decoded:
         steps = []
         for step in turn:
-            calls = []
-            for s in step:
-                try:
-                    calls.extend(parse_gt_turn([s], classes))
-                except ToolCallParseError:
-                    calls.append(ToolCall("<unparseable>", {"text": str(s)[:200]}))
+            try:
+                calls = parse_gt_turn(step, classes)
+            except ToolCallParseError:  # find the bad string(s); keep the good calls in order
+                calls = []
+                for s in step:
+                    try:
+                        calls.extend(parse_gt_turn([s], classes))
+                    except ToolCallParseError:
+                        calls.append(ToolCall("<unparseable>", {"text": str(s)[:200]}))
             steps.append(calls)
         out.append(steps)
     return out
@@ -135,13 +138,11 @@ def bfcl_task(entry: dict, ground_truth: list[list[str]]):
 
 
 def _check_turns(task, calls) -> dict:
-    """The one multi-turn check: ``reward.multi_turn.check_turns`` (built on the tool_envs executor and
-    bfcl's own ``state_checker``/``response_checker``)."""
-    try:
-        from reward.multi_turn import check_turns
-    except ImportError:  # reward.multi_turn not installed in this tree yet: same check from tool_envs
-        from tool_envs.bfcl import check_calls as check_turns
-    return check_turns(task, calls)
+    """The one multi-turn check: ``reward.multi_turn.check_turns`` (tool_envs executor + bfcl's own
+    ``state_checker``/``response_checker``); verdict only, it stops at the first failing turn."""
+    from reward.multi_turn import check_turns
+
+    return check_turns(task, calls, details=False)
 
 
 def check_multi_turn_entry(entry: dict, decoded: list[list[list[str]]], ground_truth: list[list[str]]) -> dict[str, Any]:
