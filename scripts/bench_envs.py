@@ -4,7 +4,7 @@ For every BFCL V3 multi-turn entry the ground truth is scored as if it were the 
 given (all valid) and once with one string argument corrupted (mostly invalid):
 
 * ours: parse the model's call strings with ``parse_tool_calls(..., "python")`` (ast only), then
-  ``tool_envs.bfcl.check_calls`` (fresh episodes, our executor, bfcl's state/response checkers);
+  ``reward.multi_turn.check_turns`` (fresh episodes, our executor, bfcl's state/response checkers);
 * bfcl: ``multi_turn_checker`` (``execute_multi_turn_func_call``, i.e. ``eval``), a unique model name per
   entry and its module globals cleaned afterwards.
 
@@ -24,7 +24,8 @@ os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-root-")
 
 from tqdm import tqdm  # noqa: E402
 
-from tool_envs.bfcl import _signatures, check_calls, load_bfcl_tasks  # noqa: E402
+from reward.multi_turn import check_turns  # noqa: E402
+from tool_envs.bfcl import _signatures, load_bfcl_tasks  # noqa: E402
 from tool_envs.parsing import format_tool_calls, parse_tool_calls  # noqa: E402
 from tool_envs.types import ToolCall  # noqa: E402
 
@@ -47,7 +48,7 @@ def run_ours(tasks, model_strings) -> tuple[float, list[tuple]]:
     for task, turns in zip(tasks, model_strings):
         sigs = _signatures(tuple(task.metadata["involved_classes"]))
         steps = [[parse_tool_calls(s, "python", signatures=sigs)[0] for s in turn] for turn in turns]
-        res = check_calls(task, [[s] if s else [] for s in steps])
+        res = check_turns(task, [[s] if s else [] for s in steps], details=False)
         verdicts.append((res["valid"], res.get("error_type")))
     return time.perf_counter() - t0, verdicts
 

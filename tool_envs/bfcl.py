@@ -1,12 +1,11 @@
-"""BFCL V3 multi-turn support: built-in environment schemas, entry → Task conversion, GT replay + check.
+"""BFCL V3 multi-turn support: built-in environment schemas, entry → Task conversion, GT replay.
 
 * ``python -m tool_envs.bfcl generate-schemas`` regenerates ``tool_envs/envs/<bfcl env>/env.json`` from
   bfcl-eval's ``multi_turn_func_doc/*.json`` (the committed files are its output).
 * :func:`load_bfcl_tasks` converts the installed bfcl-eval multi-turn entries (EVALUATION ONLY; training
   on them contaminates BFCL scores, see :mod:`tool_envs.bfcl_train`).
-* :func:`check_calls` runs model calls and the ground truth through *our* executor (never bfcl-eval's
-  ``eval``-based one) and applies bfcl-eval's own ``state_checker`` and ``response_checker`` per turn,
-  reproducing ``multi_turn_checker``'s verdict.
+* :func:`replay_ground_truth` executes a task's ground truth through *our* executor (never bfcl-eval's
+  ``eval``-based one). BFCL's per-turn verdict on top of it is ``reward.multi_turn.check_turns``.
 
 Set ``BFCL_PROJECT_ROOT`` before importing bfcl_eval (it creates folders there at import time); this
 module defaults it to a temporary folder when unset.
@@ -196,50 +195,6 @@ def load_bfcl_tasks(categories: Sequence[str] = MULTI_TURN_CATEGORIES) -> list[T
 
 
 # --- checking ----------------------------------------------------------------------------------------
-
-
-def check_calls(task: Task, model_turns: Sequence[Sequence[Sequence[ToolCall]]]) -> dict:
-    """BFCL's multi-turn verdict for a model's calls, computed with our executor.
-
-    Args:
-        task: A task from :func:`bfcl_entry_to_task` (ground-truth calls required).
-        model_turns: ``[turn][step][call]`` (one step = the calls of one assistant message).
-
-    Returns:
-        ``multi_turn_checker``'s dict: ``{"valid": True}`` or ``valid=False`` with ``error_type``
-        (``multi_turn:force_terminated`` on a turn-count mismatch, ``multi_turn:empty_turn_model_response``,
-        ``multi_turn:instance_state_mismatch``, ``multi_turn:execution_response_mismatch``).
-    """
-    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker, state_checker
-
-    gt_turns = task.gt_calls
-    if gt_turns is None:
-        raise ValueError(f"task {task.id}: ground_truth.calls is required for a BFCL check")
-    if len(model_turns) != len(gt_turns):
-        return {"valid": False, "error_type": "multi_turn:force_terminated", "error_message": f"model produced {len(model_turns)} turns, ground truth has {len(gt_turns)}"}
-    env = env_for_task(task)
-    model_ep = env.new_episode(task)
-    gt_ep = env.new_episode(task)
-    # Our episodes refuse held-out tools; BFCL's executor would run them. The verdict must be BFCL's.
-    model_ep.reveal()
-    gt_ep.reveal()
-    all_model_results: list[str] = []
-    for t, gt_calls in enumerate(gt_turns):
-        steps = model_turns[t]
-        for step in steps:
-            all_model_results.extend(r.content for r in model_ep.execute(list(step)))
-        gt_results = [r.content for r in gt_ep.execute(list(gt_calls))]
-        if not gt_calls:
-            continue
-        if not steps or all(len(s) == 0 for s in steps):
-            return {"valid": False, "error_type": "multi_turn:empty_turn_model_response", "error_message": f"Model response list is empty for turn {t}"}
-        res = state_checker(model_ep.backends, gt_ep.backends)
-        if not res["valid"]:
-            return res
-        res = response_checker(all_model_results, gt_results, t)
-        if not res["valid"]:
-            return res
-    return {"valid": True}
 
 
 def replay_ground_truth(task: Task) -> tuple[Any, list[list[ToolResult]]]:

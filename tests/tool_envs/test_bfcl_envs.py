@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from tool_envs import ToolCall, env_for_task, list_envs, load_env
-from tool_envs.bfcl import BFCL_V3_CLASSES, bfcl_env_name, check_calls, replay_ground_truth
+from reward.multi_turn import check_turns
+from tool_envs.bfcl import BFCL_V3_CLASSES, bfcl_env_name, replay_ground_truth
 
 
 def _gt_steps(task):
@@ -49,7 +50,7 @@ def test_gt_replay_results_identical_to_bfcl_executor(bfcl_tasks):
 
 
 def test_gt_passes_bfcl_checkers_800_of_800(bfcl_tasks):
-    verdicts = [check_calls(t, _gt_steps(t)) for t in bfcl_tasks]
+    verdicts = [check_turns(t, _gt_steps(t), details=False) for t in bfcl_tasks]
     failed = [(t.id, v) for t, v in zip(bfcl_tasks, verdicts) if not v["valid"]]
     assert failed == []
     assert len(verdicts) == 800
@@ -67,7 +68,7 @@ def test_corrupted_argument_fails_state_check(bfcl_by_id):
     task = bfcl_by_id["multi_turn_base_0"]
     first = task.gt_calls[0]
     idx = next(i for i, c in enumerate(first) if c.name == "mkdir")
-    res = check_calls(task, _replace_arg(task, 0, idx, "dir_name", "tmp"))
+    res = check_turns(task, _replace_arg(task, 0, idx, "dir_name", "tmp"))
     assert res["valid"] is False
     assert res["error_type"] == "multi_turn:instance_state_mismatch"
 
@@ -76,23 +77,23 @@ def test_dropped_read_only_call_fails_response_check(bfcl_by_id):
     task = bfcl_by_id["multi_turn_base_0"]
     steps = _gt_steps(task)
     steps[1] = [[c for c in steps[1][0] if c.name != "grep"]]
-    res = check_calls(task, steps)
+    res = check_turns(task, steps)
     assert res["error_type"] == "multi_turn:execution_response_mismatch"
 
 
 def test_empty_turn_and_turn_count(bfcl_by_id):
     task = bfcl_by_id["multi_turn_base_0"]
     steps = _gt_steps(task)
-    assert check_calls(task, steps[:-1])["error_type"] == "multi_turn:force_terminated"
+    assert check_turns(task, steps[:-1])["error_type"] == "multi_turn:force_terminated"
     steps[0] = []
-    assert check_calls(task, steps)["error_type"] == "multi_turn:empty_turn_model_response"
+    assert check_turns(task, steps)["error_type"] == "multi_turn:empty_turn_model_response"
 
 
 def test_extra_harmless_call_still_valid(bfcl_by_id):
     task = bfcl_by_id["multi_turn_base_0"]
     steps = _gt_steps(task)
     steps[0] = [[ToolCall("ls", {})]] + steps[0]
-    assert check_calls(task, steps)["valid"] is True
+    assert check_turns(task, steps)["valid"] is True
 
 
 def test_verdicts_match_bfcl_multi_turn_checker_on_corruptions(bfcl_tasks):
@@ -111,7 +112,7 @@ def test_verdicts_match_bfcl_multi_turn_checker_on_corruptions(bfcl_tasks):
             if hit:
                 steps = _replace_arg(task, t, hit[0], hit[1], "corrupted_value_x")
                 break
-        ours = check_calls(task, steps)
+        ours = check_turns(task, steps)
         decoded = [[[format_tool_calls([c], "python").strip("[]") for c in step][:] for step in turn] for turn in steps]
         decoded = [[[s for s in step] for step in turn] for turn in decoded]
         name = "envtest" + uuid.uuid4().hex[:10]
@@ -196,7 +197,7 @@ def test_backends_never_receive_the_callers_objects(bfcl_by_id):
     before = [[dict(c.arguments) for c in turn] for turn in task.gt_calls]
     for _ in range(2):
         ep, _ = replay_ground_truth(task)
-        assert check_calls(task, _gt_steps(task))["valid"]
+        assert check_turns(task, _gt_steps(task))["valid"]
     assert [[dict(c.arguments) for c in turn] for turn in task.gt_calls] == before
     fresh = next(bfcl_entry_to_task(q, a) for q, a in load_bfcl_entries("multi_turn_base") if q["id"] == task.id)
     assert fresh.gt_calls == task.gt_calls

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import keyword
 import os
 
 import pytest
@@ -289,8 +290,10 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
-identifiers = st.from_regex(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,6})?", fullmatch=True)
-kw_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(lambda s: s not in {"if", "in", "is", "or", "as", "def", "for", "and", "not", "del", "try", "with", "else", "from", "elif", "pass", "while", "class", "yield", "raise", "break", "async", "await", "global", "assert", "import", "lambda", "return", "except", "finally", "continue", "nonlocal"})
+identifiers = st.from_regex(r"[a-z_][a-z0-9_]{0,8}(\.[a-z_][a-z0-9_]{0,6})?", fullmatch=True).filter(
+    lambda s: not any(keyword.iskeyword(part) for part in s.split(".")))
+# Python keywords cannot appear as names or dotted-name parts in the python format.
+kw_names = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(lambda s: not keyword.iskeyword(s))
 calls_st = st.lists(
     st.builds(ToolCall, identifiers, st.dictionaries(kw_names, json_values, max_size=4)), max_size=5
 )

@@ -415,7 +415,7 @@ def test_bfcl_ground_truth_through_the_runner(tiny_tokenizer, bfcl_by_id):
     """A scripted model that replays BFCL's ground truth (python format) passes BFCL's checker, incl. a
     miss_func entry whose held-out function is revealed by the runner."""
     from tool_envs import env_for_task
-    from tool_envs.bfcl import check_calls
+    from reward.multi_turn import check_turns
 
     tok = tiny_tokenizer
     for task_id in ("multi_turn_base_0", "multi_turn_miss_func_0"):
@@ -429,7 +429,7 @@ def test_bfcl_ground_truth_through_the_runner(tiny_tokenizer, bfcl_by_id):
         traj = run(tok, env_for_task(task), task, model, tool_format="python", max_response_tokens=200_000)
         assert traj.stop_reason == STOP_DONE and len(traj.turns) == len(task.turns)
         assert not any(r.error for turn in traj.turns for s in turn for r in s.results), task_id
-        verdict = check_calls(task, [[s.calls for s in turn] for turn in traj.turns])
+        verdict = check_turns(task, [[s.calls for s in turn] for turn in traj.turns])
         assert verdict["valid"], (task_id, verdict)
         if task.missed_functions:
             hidden = [n for names in task.missed_functions.values() for n in names]
