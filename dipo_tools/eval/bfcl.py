@@ -323,11 +323,9 @@ async def _episode_row(policy, cat: Category, entry: dict, gt: list[list[str]], 
     except Exception as e:  # noqa: BLE001 — a crashed episode fails its entry, never the run
         return {"id": entry["id"], "category": cat.v3, "valid": False, "error_type": "multi_turn:inference_error",
                 "error": f"{type(e).__name__}: {e}", "result": None, "decoded": None}
-    # Re-parse the step texts instead of reusing ``step.calls``: backends keep (and later mutate) list
-    # arguments they were given, so the traced call objects no longer hold what the model wrote.
-    from tool_envs.parsing import parse_tool_calls
-
-    calls = [[parse_tool_calls(s.text, cfg.prompt.tool_format) for s in turn if s.calls] for turn in traj.turns]
+    # bfcl drops steps that decode to no call; the executor hands backends copies, so the traced calls
+    # still hold exactly what the model wrote
+    calls = [[list(s.calls) for s in turn if s.calls] for turn in traj.turns]
     if len(calls) != len(gt):
         res = {"valid": False, "error_type": "multi_turn:force_terminated"}
     else:

@@ -179,6 +179,8 @@ def evaluate_math(policy, cfg: MathEvalConfig, sampling=None) -> dict[str, Any]:
         for src in cfg.data:
             name = pathlib.Path(src).stem if pathlib.Path(src).exists() else src
             problems = load_problems(src, cfg)
+            if not problems:
+                raise ValueError(f"math data {src!r} has no problems")
             if hasattr(policy, "add_answers"):
                 policy.add_answers({p["id"]: p["answer"] for p in problems})
             todo = [(p, j) for p in problems for j in range(cfg.k) if (name, p["id"], j) not in done]
