@@ -13,7 +13,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from dipo_tools.eval.prompts import PromptConfig, Request
@@ -413,8 +413,11 @@ class EndpointPolicy(Policy):
         return generate
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": self.base_url, "model": self.model, "api": self.api,
-                "sampling": self.sampling.as_params()}
+        d = {**super().describe(), "base_url": self.base_url, "model": self.model, "api": self.api,
+             "sampling": self.sampling.as_params()}
+        if self.api == "chat":  # single-turn prompts are rendered by the server's own chat template
+            d["single_turn_template"] = "server-side (chat completions)"
+        return d
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import random
 
-import pytest
 
 from dipo_tools.eval.bfcl import BFCLEvalConfig, check_multi_turn_entry, evaluate_bfcl
 from dipo_tools.eval.bfcl_data import load_category
