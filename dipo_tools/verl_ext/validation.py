@@ -156,7 +156,8 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
     for key in ("train_files", "val_files"):
         files = config.data.get(key)
         files = [files] if isinstance(files, str) else list(files or [])
-        missing = [f for f in files if not os.path.exists(os.path.expanduser(f))]
+        # remote URIs (hdfs://, s3://) are fetched by verl itself; only local paths can be checked here
+        missing = [f for f in files if "://" not in f and not os.path.exists(os.path.expanduser(f))]
         if missing:
             msg = f"data.{key}: not found on this machine: {missing} (run `dipo data prepare ...` first)"
             if check_files:

@@ -235,3 +235,30 @@ def test_resume_disabled_keeps_a_fresh_queue(compose, tmp_path):
     trainer = _with_checkpoint_parts(DiPOTrainerSync(compose("tool_dipo_qwen2.5-3b", overrides)))
     trainer._load_checkpoint()
     assert trainer.global_steps == 0 and len(trainer.dipo_state) == 0
+
+
+def test_task_runner_swaps_in_the_dipo_trainer(compose, monkeypatch):
+    """Our TaskRunner makes verl's "sync" trainer DiPOTrainerSync before verl's own run() builds it.
+
+    verl's TaskRunnerV1.run (TransferQueue + GPU workers) cannot run here, so it is replaced by a probe that
+    records which class verl would instantiate; the Ray actor class itself is real and picklable.
+    """
+    import ray.cloudpickle
+    from verl.trainer.main_ppo import TaskRunnerV1
+    from verl.trainer.ppo.v1 import trainer_base
+
+    from dipo_tools.verl_ext.main import _task_runner_class
+
+    seen = {}
+
+    def probe_run(self, config):
+        seen["cls"] = trainer_base.get_trainer_cls(config.trainer.v1.trainer_mode)
+
+    plain = _task_runner_class().__ray_actor_class__
+    assert issubclass(plain, TaskRunnerV1.__ray_actor_class__)
+    ray.cloudpickle.loads(ray.cloudpickle.dumps(plain))  # shipped to the Ray actor process
+    # (patch after pickling: unpickling a by-value class re-applies its attributes to the live class)
+    monkeypatch.setitem(trainer_base.TRAINER_REGISTRY, "sync", PPOTrainerSync)
+    monkeypatch.setattr(TaskRunnerV1.__ray_actor_class__, "run", probe_run)
+    plain().run(compose("tool_dipo_qwen2.5-3b", []))
+    assert seen["cls"] is DiPOTrainerSync
