@@ -29,6 +29,8 @@ from dipo_tools.verl_ext.validation import ConfigError  # noqa: E402
 # method; if this fails after a verl upgrade, re-read the new base method, port the change into
 # DiPOTrainerSync._compute_advantage, then update the hash.
 PINNED_BASE_SOURCE_SHA256 = "2a4a2aa4a475b228d401959818e0b9019276ce27961c133961de217baa387da7"
+# DiPOTrainerSync._resumed_step_folder mirrors how PPOTrainer._load_checkpoint picks the folder to resume.
+PINNED_LOAD_CHECKPOINT_SHA256 = "bb446d77c48ac6cc633e86c83b7195b78d899ece10d1b5e7150908acddb17265"
 
 
 def _row(uid: str, score: float, acc: float, old_lp: list[float], *, tool_tokens: int = 0) -> dict:
@@ -94,6 +96,11 @@ def test_base_method_source_is_pinned():
     assert digest == PINNED_BASE_SOURCE_SHA256, (
         "verl's PPOTrainer._compute_advantage changed; DiPOTrainerSync._compute_advantage is a copy of it "
         "with step 3 replaced: port the change, then update PINNED_BASE_SOURCE_SHA256"
+    )
+    digest = hashlib.sha256(inspect.getsource(PPOTrainer._load_checkpoint).encode()).hexdigest()
+    assert digest == PINNED_LOAD_CHECKPOINT_SHA256, (
+        "verl's PPOTrainer._load_checkpoint changed; check DiPOTrainerSync._resumed_step_folder still finds "
+        "the folder verl resumed from, then update PINNED_LOAD_CHECKPOINT_SHA256"
     )
 
 
