@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("verl")
 
@@ -212,8 +211,7 @@ def test_episodes_through_verls_agent_loop_worker(trainer_config):
     perfect_scores = [float(out.batch["rm_scores"][i].sum()) for i in (0, 1)]
     wrong_scores = [float(out.batch["rm_scores"][i].sum()) for i in (2, 3)]
     assert min(perfect_scores) > max(wrong_scores)
-    # the episode state stayed isolated per trajectory: the BFCL filesystem row that never called a tool
-    # still scores as untouched, whatever the perfect row did to its own copy
+    # every episode ended because the model answered each user turn, not on a budget limit
     assert out.non_tensor_batch["stop_reason"].tolist() == ["done"] * 4
 
 
