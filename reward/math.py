@@ -11,6 +11,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from dipo_tools.config_utils import dataclass_from_mapping
 
 __all__ = ["MathConfig", "MathResult", "math_reward", "extract_answer_line"]
 
@@ -46,15 +47,7 @@ class MathConfig:
 
     @classmethod
     def from_mapping(cls, mapping: Any) -> "MathConfig":
-        if mapping is None:
-            return cls()
-        if isinstance(mapping, cls):
-            return mapping
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ValueError(f"Unknown MathConfig field(s) {unknown}; valid fields: {sorted(known)}")
-        return cls(**dict(mapping))
+        return dataclass_from_mapping(cls, mapping)
 
 
 @dataclass(frozen=True)

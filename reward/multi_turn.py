@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from reward.toolrl import Granularity, calls_to_dicts, score_call_lists
 from tool_envs.types import ToolCall
+from dipo_tools.config_utils import dataclass_from_mapping
 
 __all__ = [
     "MultiTurnConfig",
@@ -94,15 +95,7 @@ class MultiTurnConfig:
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "MultiTurnConfig":
-        if mapping is None:
-            return cls()
-        if isinstance(mapping, cls):
-            return mapping
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ValueError(f"Unknown MultiTurnConfig field(s) {unknown}; valid fields: {sorted(known)}")
-        return cls(**{k: (tuple(v) if k == "score_range" else v) for k, v in mapping.items()})
+        return dataclass_from_mapping(cls, mapping, tuple_fields=("score_range",))
 
 
 @dataclass

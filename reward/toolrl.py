@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Iterable, Literal, Mapping, Sequence
+from dipo_tools.config_utils import dataclass_from_mapping
 
 __all__ = [
     "GroundTruthError",
@@ -174,16 +175,8 @@ class ToolRLConfig:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> "ToolRLConfig":
         """Build from a plain/Hydra mapping, rejecting unknown keys with the list of valid ones."""
-        if mapping is None:
-            return cls()
-        if isinstance(mapping, cls):
-            return mapping
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(mapping) - known)
-        if unknown:
-            raise ValueError(f"Unknown ToolRLConfig field(s) {unknown}; valid fields: {sorted(known)}")
-        values = {k: (tuple(v) if k.endswith("_range") else v) for k, v in mapping.items()}
-        return cls(**values)
+        ranges = [f.name for f in dataclasses.fields(cls) if f.name.endswith("_range")]
+        return dataclass_from_mapping(cls, mapping, tuple_fields=ranges)
 
     @classmethod
     def from_env_flags(cls, flags: Mapping[str, Any], **overrides: Any) -> "ToolRLConfig":

@@ -29,6 +29,7 @@ from tool_envs.chat import ChatRenderer
 from tool_envs.parsing import FORMATS, ToolCallParseError, parse_tool_calls
 from tool_envs.tasks import Task
 from tool_envs.types import ToolCall, ToolResult
+from dipo_tools.config_utils import dataclass_from_mapping
 
 GenerateFn = Callable[[list[int], dict], Awaitable[tuple[list[int], "list[float] | None"]]]
 
@@ -110,12 +111,7 @@ class RunnerConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> "RunnerConfig":
         """Build from a config mapping (e.g. a hydra/omegaconf node); unknown keys are an error."""
-        data = dict(data or {})
-        known = set(cls.__dataclass_fields__)
-        extra = sorted(set(data) - known)
-        if extra:
-            raise ValueError(f"RunnerConfig: unknown field(s) {extra}; known fields: {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_mapping(cls, data)
 
 
 @dataclass

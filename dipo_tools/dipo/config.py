@@ -1,9 +1,9 @@
 """DiPO configuration: every switch of the algorithm spec (``shared/spec/dipo.md``), documented."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping
+from dipo_tools.config_utils import dataclass_from_mapping
 
 Gate = Literal["max_sample", "group_mean", "none"]
 ExtremeBy = Literal["success", "score"]
@@ -78,21 +78,5 @@ class DiPOConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> "DiPOConfig":
-        """Build from a dict or OmegaConf node, refusing unknown keys with the list of allowed ones."""
-        if values is None:
-            return cls()
-        if isinstance(values, DiPOConfig):
-            return values
-        try:
-            from omegaconf import DictConfig, OmegaConf
-
-            if isinstance(values, DictConfig):
-                values = OmegaConf.to_container(values, resolve=True)  # type: ignore[assignment]
-        except ImportError:  # omegaconf is a dependency, but the core does not need it
-            pass
-        values = dict(values)
-        allowed = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - allowed)
-        if unknown:
-            raise ValueError(f"unknown DiPO option(s) {unknown}; allowed keys are {sorted(allowed)}")
-        return cls(**dict(values))
+        """Build from a dict or OmegaConf node, refusing unknown keys with the list of valid ones."""
+        return dataclass_from_mapping(cls, values)

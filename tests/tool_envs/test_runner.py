@@ -354,7 +354,7 @@ def test_config_validation():
         RunnerConfig(tool_format="xml")
     with pytest.raises(ValueError, match="max_response_tokens"):
         RunnerConfig(max_response_tokens=0)
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(ValueError, match="unknown RunnerConfig field"):
         RunnerConfig.from_mapping({"max_turns": 3})
     assert RunnerConfig.from_mapping({"tool_format": "python"}).tool_format == "python"
 

@@ -246,5 +246,5 @@ def test_config_from_mapping_refuses_unknown_keys():
     from omegaconf import OmegaConf
 
     assert DiPOConfig.from_mapping(OmegaConf.create({"alpha": 0.5})).alpha == 0.5
-    with pytest.raises(ValueError, match="allowed keys"):
+    with pytest.raises(ValueError, match="valid fields"):
         DiPOConfig.from_mapping({"alhpa": 0.5})

@@ -70,7 +70,7 @@ def test_dipo_with_dynamic_sampling_is_refused(compose):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["+algorithm.dipo.beta=1"], r"algorithm.dipo: unknown DiPO option"),
+        (["+algorithm.dipo.beta=1"], r"algorithm.dipo: unknown DiPOConfig field"),
         (["algorithm.dipo.gate=sometimes"], r"algorithm.dipo: .*gate"),
         (["trainer.v1.trainer_mode=separate_async"], r"V1 sync trainer only"),
         (["custom_reward_function.path=/x.py"], r"legacy top-level key"),

@@ -61,7 +61,7 @@ def test_norm_flag_is_read_from_the_algorithm_config():
     config = OmegaConf.create({"norm_adv_by_std_in_grpo": False, "dipo": {"alpha": 0.2, "min_side": 4}})
     cfg = dipo_config_from_algorithm(config)
     assert (cfg.norm_by_std, cfg.alpha, cfg.min_side) == (False, 0.2, 4)
-    with pytest.raises(ValueError, match="allowed keys"):
+    with pytest.raises(ValueError, match="valid fields"):
         dipo_config_from_algorithm(OmegaConf.create({"dipo": {"gaet": "none"}}))
 
 

@@ -1,0 +1,35 @@
+"""One way to turn user-supplied mappings into the project's config dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable, TypeVar
+
+T = TypeVar("T")
+
+
+def dataclass_from_mapping(cls: type[T], values: Any, *, tuple_fields: Iterable[str] = ()) -> T:
+    """Build ``cls`` from ``None`` (defaults), an instance, a dict/Mapping or an OmegaConf node.
+
+    Unknown keys are refused with the list of valid ones, so a typo in a YAML file fails before any work.
+    Fields named in ``tuple_fields`` are converted from lists (YAML has no tuples).
+    """
+    if values is None:
+        return cls()
+    if isinstance(values, cls):
+        return values
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(values, DictConfig):
+            values = OmegaConf.to_container(values, resolve=True)
+    except ImportError:  # omegaconf is a dependency; the dataclasses do not need it
+        pass
+    values = dict(values)
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {known}")
+    for name in tuple_fields:
+        if values.get(name) is not None:
+            values[name] = tuple(values[name])
+    return cls(**values)
