@@ -18,12 +18,12 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 
 os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-root-"))
 
 from tqdm import tqdm  # noqa: E402
 
+from dipo_tools.eval.bfcl_reference import reference_multi_turn_check  # noqa: E402
 from reward.multi_turn import check_turns  # noqa: E402
 from tool_envs.bfcl import _signatures, load_bfcl_tasks  # noqa: E402
 from tool_envs.parsing import format_tool_calls, parse_tool_calls  # noqa: E402
@@ -54,18 +54,12 @@ def run_ours(tasks, model_strings) -> tuple[float, list[tuple]]:
 
 
 def run_bfcl(tasks, model_strings) -> tuple[float, list[tuple]]:
-    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils as mu
-    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
-
     verdicts = []
     t0 = time.perf_counter()
     for task, turns in zip(tasks, model_strings):
-        name = "bench_" + uuid.uuid4().hex[:12]
         entry = {"id": task.id, "initial_config": task.initial_state, "involved_classes": task.metadata["involved_classes"]}
         decoded = [[list(turn)] if turn else [] for turn in turns]
-        res = multi_turn_checker(decoded, task.metadata["gt_strings"], entry, task.metadata["bfcl_category"], name)
-        for k in [k for k in vars(mu) if k.startswith(name)]:
-            del vars(mu)[k]
+        res = reference_multi_turn_check(entry, decoded, task.metadata["gt_strings"])
         verdicts.append((res["valid"], res.get("error_type")))
     return time.perf_counter() - t0, verdicts
 

@@ -3,7 +3,6 @@ reports, the shaped score, and the Trajectory / plain-list inputs."""
 from __future__ import annotations
 
 import copy
-import itertools
 import os
 import random
 
@@ -11,6 +10,7 @@ import pytest
 
 os.environ.setdefault("BFCL_PROJECT_ROOT", "/tmp/bfcl-root-tests")
 
+from dipo_tools.eval.bfcl_reference import reference_multi_turn_check  # noqa: E402
 from reward.multi_turn import (  # noqa: E402
     EMPTY_TURN,
     FINAL_STATE_MISMATCH,
@@ -44,29 +44,14 @@ def call_string(c: ToolCall) -> str:
     return f"{c.name}(" + ", ".join(f"{k}={v!r}" for k, v in c.arguments.items()) + ")"
 
 
-_uid = itertools.count()
-
-
 def bfcl_reference_verdict(entry: dict, answer: dict, model_turns: list[list[list[ToolCall]]]) -> tuple[bool, str | None]:
-    """bfcl-eval's own verdict: eval_runner's turn-count rule, then multi_turn_checker.
+    """bfcl-eval's own verdict (eval_runner's turn-count rule, then multi_turn_checker).
 
     Only strings built here from the dataset's own ground-truth calls go through bfcl's executor.
     """
-    from bfcl_eval.eval_checker.multi_turn_eval import multi_turn_utils
-    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import multi_turn_checker
-
-    gt = answer["ground_truth"]
-    if len(model_turns) != len(gt):
-        return False, FORCE_TERMINATED
-    decoded = [[[call_string(c) for c in step] for step in turn if step] for turn in model_turns]
-    name = f"reward-test-{next(_uid)}"  # unique: bfcl keeps instances in module globals per name
-    entry = dict(entry, involved_classes=list(entry["involved_classes"]))
-    try:
-        res = multi_turn_checker(decoded, gt, entry, entry["id"].rsplit("_", 1)[0], name)
-    finally:
-        for k in [k for k in vars(multi_turn_utils) if k.startswith(name.replace("-", "_"))]:
-            delattr(multi_turn_utils, k)
-    return bool(res["valid"]), res.get("error_type")
+    decoded = [[[call_string(c) for c in step] for step in turn] for turn in model_turns]
+    res = reference_multi_turn_check(entry, decoded, answer["ground_truth"])
+    return res["valid"], res["error_type"]
 
 
 # --------------------------------------------------------------------------------------------------
