@@ -135,14 +135,10 @@ def make_scorer(cfg: LocalConfig) -> Callable[[Any, Any, int], Scored]:
     if name == "multi_turn":
         from reward import multi_turn
 
-        rconf = None
-        if kwargs:
-            conf_cls = getattr(multi_turn, "MultiTurnConfig", None)
-            rconf = conf_cls(**kwargs) if conf_cls else None
-
         def score_mt(traj, task, step):
-            r = multi_turn.score_episode(traj, task, config=rconf)
+            r = multi_turn.score_episode(traj, task, config=kwargs or None)
             comps = {k: v for k, v in _numeric_fields(r).items() if k not in ("score", "success")}
+            comps.update({f"c_{k}": float(v) for k, v in (getattr(r, "components", None) or {}).items()})
             return Scored(float(r.score), bool(r.success), comps)
 
         return score_mt
@@ -265,7 +261,7 @@ def policy_update(model, optimizer, batch: PackedBatch, advantages: torch.Tensor
                 weight = lmask[j].sum() / tokens_in_mb if a.loss_agg_mode == "token-mean" else len(j) / len(idx)
                 (pg_loss * weight).backward()
                 stats["actor/pg_loss"] = stats.get("actor/pg_loss", 0.0) + float(pg_loss.detach()) * float(weight)
-                ent_mean = float((ent * lmask[j]).sum() / lmask[j].sum().clamp(min=1))
+                ent_mean = float((ent.detach() * lmask[j]).sum() / lmask[j].sum().clamp(min=1))
                 stats["actor/entropy"] = stats.get("actor/entropy", 0.0) + ent_mean * float(weight)
                 for k, v in pg_metrics.items():
                     stats[k] = stats.get(k, 0.0) + float(v) * float(weight)

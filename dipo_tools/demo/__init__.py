@@ -1,0 +1,1 @@
+"""The CPU demo behind `dipo demo` (see run.py)."""
