@@ -61,6 +61,8 @@ def _add_train(sub) -> None:
                                    "algorithm.name=grpo.")
     p.add_argument("--config", required=True, help="YAML file (configs/local/*.yaml)")
     p.add_argument("overrides", nargs="*", help="key=value overrides (OmegaConf dot-list)")
+    p.add_argument("--engine", choices=("local", "verl"), default=None,
+                   help="override the config's `engine` key (verl configs live in configs/verl/)")
     p.add_argument("--dry-run", action="store_true", help="validate the config, print it and exit")
     p.set_defaults(func=_cmd_train)
 
@@ -70,11 +72,17 @@ def _cmd_train(args) -> int:
 
     from dipo_tools.engines.config import ConfigError, load_config
 
-    engine = "local"
+    engine = args.engine or "local"
     try:
-        raw = OmegaConf.load(args.config)
-        overrides = OmegaConf.from_dotlist([o for o in args.overrides if o.startswith("engine=")])
-        engine = OmegaConf.merge(raw, overrides).get("engine", "local")
+        if args.engine is not None:
+            pass  # verl takes config names as well as files: do not read it here
+        else:
+            raw = OmegaConf.load(args.config)
+            overrides = OmegaConf.from_dotlist([o for o in args.overrides if o.startswith("engine=")])
+            merged = OmegaConf.merge(raw, overrides)
+            # verl/hydra configs (configs/verl/*.yaml) have no `engine` key but are recognisable
+            looks_verl = "actor_rollout_ref" in merged or "defaults" in merged
+            engine = merged.get("engine", "verl" if looks_verl else "local")
     except FileNotFoundError:
         print(f"error: config file {args.config} does not exist", file=sys.stderr)
         return 2
@@ -83,12 +91,21 @@ def _cmd_train(args) -> int:
         return 2
     if engine == "verl":
         try:
-            verl_cli = importlib.import_module("dipo_tools.verl_ext.cli")
+            verl_main = importlib.import_module("dipo_tools.verl_ext.main")
         except ImportError as e:
-            print(f"error: engine 'verl' needs dipo_tools.verl_ext.cli ({e})", file=sys.stderr)
+            print(f"error: engine 'verl' needs dipo_tools.verl_ext.main and verl's GPU extras ({e})", file=sys.stderr)
             return 2
-        argv = ["--config", args.config, *[o for o in args.overrides if not o.startswith("engine=")]]
-        return int(verl_cli.main(argv) or 0)
+        overrides = [o for o in args.overrides if not o.startswith("engine=")]
+        try:
+            verl_main.run_verl_training(args.config, overrides, dry_run=args.dry_run)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if engine != "local":
+        print(f"error: {args.config}: engine={engine!r} is not allowed; allowed values: ['local', 'verl']",
+              file=sys.stderr)
+        return 2
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
