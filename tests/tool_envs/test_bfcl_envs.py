@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import uuid
 
-import pytest
 
 from tool_envs import ToolCall, env_for_task, list_envs, load_env
 from reward.multi_turn import check_turns

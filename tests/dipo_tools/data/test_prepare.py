@@ -13,16 +13,14 @@ from dipo_tools.data.math import last_boxed, prepare_math
 from dipo_tools.data.prepare import main as prepare_main
 from dipo_tools.data.toolrl import prepare_toolrl
 
-SHARED = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "data"
-RLLA_TEST = SHARED / "toolrl_rlla4k_test.parquet"
 INVENTORY_TASKS = pathlib.Path(__file__).resolve().parents[3] / "tool_envs" / "envs" / "inventory" / "tasks.jsonl"
 
 
-@pytest.mark.skipif(not RLLA_TEST.exists(), reason="shared ToolRL test parquet not present")
-def test_toolrl_parquet_split_is_seeded_disjoint_and_complete(tmp_path):
-    src = read_records(RLLA_TEST)
-    out = prepare_toolrl(RLLA_TEST, tmp_path / "a", test_fraction=0.1, seed=31415)
-    again = prepare_toolrl(RLLA_TEST, tmp_path / "b", test_fraction=0.1, seed=31415)
+def test_toolrl_parquet_split_is_seeded_disjoint_and_complete(tmp_path, toolrl_test_parquet):
+    rlla_test = toolrl_test_parquet
+    src = read_records(rlla_test)
+    out = prepare_toolrl(rlla_test, tmp_path / "a", test_fraction=0.1, seed=31415)
+    again = prepare_toolrl(rlla_test, tmp_path / "b", test_fraction=0.1, seed=31415)
     train, test = pd.read_parquet(out["train"]), pd.read_parquet(out["test"])
     assert (len(train), len(test)) == (72, 8)
     assert pd.read_parquet(again["test"]).equals(test)  # same seed, same split
@@ -39,12 +37,12 @@ def test_toolrl_parquet_split_is_seeded_disjoint_and_complete(tmp_path):
     assert list(train["extra_info"].map(lambda e: e["index"])) == list(range(72))
 
 
-@pytest.mark.skipif(not RLLA_TEST.exists(), reason="shared ToolRL test parquet not present")
-def test_toolrl_rows_route_to_the_toolrl_reward(tmp_path):
+def test_toolrl_rows_route_to_the_toolrl_reward(tmp_path, toolrl_test_parquet):
+    rlla_test = toolrl_test_parquet
     """The prepared rows reach the ToolRL scorer through verl's compute_score entry point."""
     from reward import compute_score
 
-    out = prepare_toolrl(RLLA_TEST, tmp_path, limit=5)
+    out = prepare_toolrl(rlla_test, tmp_path, limit=5)
     for row in pd.read_parquet(out["train"]).itertuples():
         gt = row.reward_model["ground_truth"]
         perfect = compute_score(row.data_source, gt, gt, dict(row.extra_info))

@@ -13,7 +13,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("verl")
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, _agent_loop_registry  # noqa: E402
 from verl.protocol import DataProto  # noqa: E402

@@ -8,7 +8,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("verl")
 
 from dipo_tools.verl_ext.main import REPO_CONFIG_DIR, resolve_config  # noqa: E402
 from dipo_tools.verl_ext.validation import ConfigError, validate_training_config  # noqa: E402

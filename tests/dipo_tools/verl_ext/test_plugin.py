@@ -6,9 +6,7 @@ import os
 import subprocess
 import sys
 
-import pytest
 
-pytest.importorskip("verl")
 
 PROBE = r"""
 import json, verl

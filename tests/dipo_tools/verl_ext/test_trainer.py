@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("verl")
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopMetrics, AgentLoopOutput  # noqa: E402
 from verl.trainer.ppo.v1.trainer_base import PPOTrainer  # noqa: E402
