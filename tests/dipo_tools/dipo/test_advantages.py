@@ -248,3 +248,14 @@ def test_config_from_mapping_refuses_unknown_keys():
     assert DiPOConfig.from_mapping(OmegaConf.create({"alpha": 0.5})).alpha == 0.5
     with pytest.raises(ValueError, match="valid fields"):
         DiPOConfig.from_mapping({"alhpa": 0.5})
+
+
+def test_missing_group_ids_are_refused():
+    with pytest.raises(ValueError, match="group id"):
+        compute_dipo_advantages(torch.zeros(3), torch.zeros(3), torch.zeros(3), ["a", None, "a"], DiPOState())
+
+
+def test_group_ids_may_be_any_hashables():
+    ids = [("p", 1), ("p", 2), ("p", 1), ("p", 2)]
+    scores = torch.tensor([1.0, 0.0, 3.0, 2.0])
+    assert torch.equal(grpo_advantages(scores, ids), verl_grpo(scores, ["a", "b", "a", "b"]))
