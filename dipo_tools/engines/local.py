@@ -308,8 +308,9 @@ class LocalEngine:
     """
 
     def __init__(self, cfg: LocalConfig, *, tokenizer=None, model=None, train_tasks=None, eval_tasks=None,
-                 env=None, log: bool = True) -> None:
+                 env=None, log: bool = True, extra_eval: dict[str, Sequence[Any]] | None = None) -> None:
         self.cfg = cfg
+        self.extra_eval = dict(extra_eval or {})  # more evaluation sets, logged as eval_<name>/...
         if cfg.trainer.torch_threads:
             torch.set_num_threads(cfg.trainer.torch_threads)
         self._seed_all(cfg.trainer.seed)
@@ -516,16 +517,20 @@ class LocalEngine:
             m[f"{prefix}/reward_{k}"] = float(np.mean(vals))
         return m
 
-    def evaluate(self, tasks: Sequence[Any] | None = None) -> dict[str, float]:
-        tasks = self.eval_tasks if tasks is None else tasks
-        if not tasks:
-            return {}
+    def evaluate(self, tasks: Sequence[Any] | None = None, prefix: str = "eval") -> dict[str, float]:
+        """Greedy (``rollout.eval_temperature``) episodes on held-out tasks, plus every ``extra_eval`` set."""
+        if tasks is None:
+            sets = [("eval", self.eval_tasks)] + [(f"eval_{k}", v) for k, v in self.extra_eval.items()]
+        else:
+            sets = [(prefix, tasks)]
         t0 = time.perf_counter()
-        temp = self.cfg.rollout.eval_temperature
-        trajs = self.rollout(tasks, 1, temp)
-        scored = self.score(trajs, tasks)
-        m = self._rollout_metrics(trajs, scored, prefix="eval")
-        m["time/eval"] = time.perf_counter() - t0
+        m: dict[str, float] = {}
+        for name, ts in sets:
+            if ts:
+                trajs = self.rollout(ts, 1, self.cfg.rollout.eval_temperature)
+                m.update(self._rollout_metrics(trajs, self.score(trajs, ts), prefix=name))
+        if m:
+            m["time/eval"] = time.perf_counter() - t0
         return m
 
     # -- supervised warm-up through the same runner
