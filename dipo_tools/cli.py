@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # name -> (candidate modules exposing register_cli(subparsers), help)
 MOUNTED: dict[str, tuple[tuple[str, ...], str]] = {

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -297,6 +297,12 @@ def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
         if math.isfinite(d["fe"] + d["fh"]):
             out.append(f"- Extreme groups (all right or all wrong) were on average {100 * (d['fe'] + d['fh']):.0f}% of "
                        f"DiPO's groups and {100 * (g['fe'] + g['fh']):.0f}% of GRPO's: that is the gradient GRPO leaves unused.")
+    noise = [a for a, s in summary.items() if math.isfinite(s["s0"]) and math.isfinite(s["s1"])
+             and abs(s["s1"] - s["s0"]) <= 2 * math.sqrt(max(s["s0"] * (1 - s["s0"]), 1e-9) * 2 / max(n_eval, 1))]
+    if noise:
+        out.append(f"- Held-out success of {', '.join(noise)} moved by less than two standard errors: in this run the RL "
+                   "phase is not shown to improve generalisation to unseen request texts; the warm-up is what taught "
+                   "the call format. Compare the new-task column and the training-reward curve for in-distribution change.")
     if "dapo" in summary:
         out.append("- DAPO drops zero-variance groups before the update (dynamic sampling without refill here), so its "
                    "steps train on fewer responses.")

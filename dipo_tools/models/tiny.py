@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 SPECIAL_TOKENS: list[str] = [
     "<|endoftext|>",

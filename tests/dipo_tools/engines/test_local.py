@@ -46,7 +46,9 @@ def _state_equal(a, b):
 
 def test_resume_equivalence(make_engine, tmp_path):
     straight = make_engine("algorithm.dipo.gate=none", out=tmp_path / "a", log=False)
+    init = [p.detach().clone() for p in straight.model.parameters()]
     straight.train(total_steps=3)
+    assert any(not torch.equal(a, b) for a, b in zip(init, straight.model.parameters()))  # training did something
 
     first = make_engine("algorithm.dipo.gate=none", out=tmp_path / "b", log=False)
     first.train(total_steps=2)
