@@ -31,3 +31,10 @@ def test_demo_rejects_unknown_algorithm(tmp_path):
 
     with pytest.raises(ConfigError, match="allowed values"):
         run_demo(output_dir=str(tmp_path), quick=True, algorithms=["ppo"], progress=False)
+
+
+def test_packaged_demo_config_matches_repo_config():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[3]
+    assert (root / "dipo_tools" / "demo" / "demo.yaml").read_text() == (root / "configs" / "local" / "demo.yaml").read_text()
