@@ -63,13 +63,20 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     t_start = time.perf_counter()
 
     # 1-2. one warm-up shared by every algorithm
-    train, heldout, env = load_tasks_for(cfg)
-    # New tasks from the training distribution (request texts may repeat training ones, states differ): RL
-    # improves these first; the `heldout` split (unseen texts) measures generalisation.
+    train, heldout_split, env = load_tasks_for(cfg)
+    # Main measure: one task per distinct request text never used in training (the held-out split's texts plus
+    # training-split texts the training tasks did not draw), i.e. new phrasing/item/quantity combinations; greedy
+    # answers depend only on the text, so every evaluation task is an independent sample. Secondary: new
+    # episodes of training-split requests (texts mostly seen in training, stocks differ).
     import importlib
 
     gen_mod = importlib.import_module(f"tool_envs.envs.{cfg.data.env}.generate")
-    fresh = gen_mod.generate_tasks(len(heldout), seed=cfg.data.seed + 104729, split="train")
+    gen_kw = dict(cfg.data.generator)
+    n_eval = len(heldout_split)
+    heldout = _unseen_requests(
+        train, [heldout_split, gen_mod.generate_tasks(4 * n_eval, seed=cfg.data.seed + 7920, split="heldout", **gen_kw),
+                gen_mod.generate_tasks(4 * n_eval, seed=cfg.data.seed + 104730, split="train", **gen_kw)], n_eval)
+    fresh = gen_mod.generate_tasks(n_eval, seed=cfg.data.seed + 104729, split="train", **gen_kw)
     warm_cfg = _with(cfg, trainer={"output_dir": os.path.join(out, "warmup")})
     warm = LocalEngine(warm_cfg, train_tasks=train, eval_tasks=heldout, env=env, log=False)
     t0 = time.perf_counter()
@@ -100,9 +107,23 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
         print(f"[demo] {algo}: {eng.step} steps in {runs[algo]['time']:.0f}s")
 
     # 4. report
+    n_texts = len({tuple(t.user_texts()) for t in heldout})
     report = write_report(out, cfg, runs, sft_losses, sft_time, n_params, len(train), len(heldout),
-                          total_time=time.perf_counter() - t_start)
+                          total_time=time.perf_counter() - t_start, n_texts=n_texts)
     return report
+
+
+def _unseen_requests(train, pools, limit: int) -> list:
+    """Up to ``limit`` tasks, one per distinct request text, none of whose texts occurs in ``train``."""
+    seen = {tuple(t.user_texts()) for t in train}
+    out = []
+    for pool in pools:
+        for t in pool:
+            key = tuple(t.user_texts())
+            if key not in seen and len(out) < limit:
+                seen.add(key)
+                out.append(t)
+    return out
 
 
 def _with(cfg: LocalConfig, **sections) -> LocalConfig:
@@ -200,13 +221,17 @@ def _smooth(ys: list[float], w: int = 5) -> list[float]:
 
 
 def write_report(out: str, cfg: LocalConfig, runs: dict[str, dict], sft_losses, sft_time, n_params, n_train,
-                 n_eval, total_time: float) -> str:
+                 n_eval, total_time: float, n_texts: int | None = None) -> str:
     plots = _plot(out, runs)
+    # Greedy answers depend only on the request text, so tasks sharing a text are not independent samples:
+    # standard errors count distinct held-out texts.
+    n_se = n_texts or n_eval
     lines = ["# DiPO vs GRPO on the CPU demo", ""]
     lines += [
         f"Model: tiny Qwen2 (`{cfg.model.preset}`, {n_params/1e6:.2f}M parameters, run-time BPE vocab "
         f"{cfg.model.vocab_size}), trained from scratch. Environment: `{cfg.data.env}` ({n_train} training tasks, "
-        f"{n_eval} held-out tasks whose request texts never occur in training). Reward: `{cfg.reward.name}` "
+        f"{n_eval} evaluation tasks, one per distinct request text that never occurs in training: new combinations of "
+        f"phrasing, item and quantity{_gen_note(cfg)}). Reward: `{cfg.reward.name}` "
         f"(score in [0, 1]; success = the episode passes every check).",
         f"Warm-up: {len(sft_losses)} supervised steps in {sft_time:.0f}s (loss "
         f"{_fmt(sft_losses[0] if sft_losses else float('nan'))} -> {_fmt(sft_losses[-1] if sft_losses else float('nan'))}). "
@@ -215,13 +240,17 @@ def write_report(out: str, cfg: LocalConfig, runs: dict[str, dict], sft_losses, 
         f"token-mean, DiPO alpha={cfg.algorithm.dipo.get('alpha', 0.1)}. Every run starts from the same weights and seed. "
         f"Total wall time {total_time/60:.1f} min.",
         "",
+        f"Standard errors (SE) are binomial with n = {n_se} distinct held-out request texts (greedy answers depend "
+        f"only on the text). 'New-episode success' is on new tasks of the training split whose texts mostly occur "
+        f"in training (in-distribution check, not generalisation).",
+        "",
         "## Results (every number read from the runs' `metrics.jsonl`)",
         "",
-        "| algorithm | held-out reward start -> end | held-out success start -> end | best held-out success | "
-        "new-task success start -> end | "
+        "| algorithm | held-out reward start -> end | held-out success start -> end (± SE) | change (± SE) | "
+        "best held-out success | new-episode success start -> end | "
         "mean train reward | responses with non-zero advantage | easy groups | hard groups | steps PSD disentangled | "
         "reallocated groups (hard/easy) | entropy start -> end | time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = {}
     for algo, run in runs.items():
@@ -242,12 +271,14 @@ def write_report(out: str, cfg: LocalConfig, runs: dict[str, dict], sft_losses, 
         )
         summary[algo] = s
         lines.append(
-            f"| {algo} | {_fmt(s['r0'])} -> {_fmt(s['r1'])} | {_fmt(s['s0'])} -> {_fmt(s['s1'])} | {_fmt(s['sbest'])} | "
+            f"| {algo} | {_fmt(s['r0'])} -> {_fmt(s['r1'])} | {_fmt(s['s0'])} ± {_fmt(_se(s['s0'], n_se))} -> "
+            f"{_fmt(s['s1'])} ± {_fmt(_se(s['s1'], n_se))} | {s['s1'] - s['s0']:+.3f} ± {_fmt(_se_diff(s, n_se))} | "
+            f"{_fmt(s['sbest'])} | "
             f"{_fmt(s['f0'])} -> {_fmt(s['f1'])} | "
             f"{_fmt(s['tr'])} | {_fmt(s['nz'])} | {_fmt(s['fe'])} | {_fmt(s['fh'])} | {_fmt(s['dis'], 2)} | "
             f"{f'{hard}/{easy}' if algo == 'dipo' else f'not applied ({hard}/{easy} would qualify)'} | {_fmt(s['e0'])} -> {_fmt(s['e1'])} | {s['time']:.0f}s |")
     lines += ["", "## What this shows", ""]
-    lines += _honest_reading(summary, n_eval)
+    lines += _honest_reading(summary, n_se)
     lines += ["", "## Plots", ""]
     for name, title in plots:
         lines += [f"**{title}**", "", f"![{title}]({name}.png)", ""]
@@ -267,16 +298,34 @@ def write_report(out: str, cfg: LocalConfig, runs: dict[str, dict], sft_losses, 
     return path
 
 
+def _gen_note(cfg: LocalConfig) -> str:
+    g = dict(cfg.data.generator or {})
+    return f"; generator options {g}" if g else ""
+
+
+def _se(p: float, n: int) -> float:
+    """Binomial standard error of a success rate measured on ``n`` tasks."""
+    return math.sqrt(max(p * (1 - p), 0.0) / max(n, 1)) if math.isfinite(p) else float("nan")
+
+
+def _se_diff(s: dict, n: int) -> float:
+    """Standard error of end - start success (two binomial estimates on ``n`` tasks, treated as independent)."""
+    return math.sqrt(_se(s["s0"], n) ** 2 + _se(s["s1"], n) ** 2)
+
+
 def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
     """Plain-language reading generated from the numbers, with the held-out noise level stated."""
     out = []
     for algo, s in summary.items():
         if math.isfinite(s["s0"]) and math.isfinite(s["s1"]):
             delta = s["s1"] - s["s0"]
+            se = _se_diff(s, n_eval)
             verb = "improved" if delta > 0 else "did not improve" if delta == 0 else "got worse"
+            size = (f"{abs(delta) / se:.1f} standard errors" if se > 0 else "no measurable noise")
+            clear = "a clear change" if se > 0 and abs(delta) > 2 * se else "within noise"
             out.append(f"- **{algo}**: held-out success {verb} from {_fmt(s['s0'])} to {_fmt(s['s1'])} "
-                       f"(reward {_fmt(s['r0'])} -> {_fmt(s['r1'])}); on new training-distribution tasks "
-                       f"{_fmt(s['f0'])} -> {_fmt(s['f1'])}.")
+                       f"({delta:+.3f} ± {_fmt(se)}, {size}: {clear}; reward {_fmt(s['r0'])} -> {_fmt(s['r1'])}); "
+                       f"on new episodes of training requests {_fmt(s['f0'])} -> {_fmt(s['f1'])}.")
     if "dipo" in summary and "grpo" in summary:
         d, g = summary["dipo"], summary["grpo"]
         p = max(min((d["s1"] + g["s1"]) / 2, 1 - 1e-9), 1e-9) if math.isfinite(d["s1"] + g["s1"]) else 0.5
@@ -285,7 +334,7 @@ def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
         if math.isfinite(diff):
             sig = "larger" if abs(diff) > 2 * se else "smaller"
             out.append(f"- Final held-out success differs by {diff:+.3f} (DiPO - GRPO); the binomial standard error of "
-                       f"that difference with {n_eval} held-out tasks is about {se:.3f}, so the gap is {sig} than two "
+                       f"that difference over {n_eval} distinct held-out texts is about {se:.3f}, so the gap is {sig} than two "
                        f"standard errors. One seed on a tiny model: treat it as a smoke signal, not evidence.")
         if math.isfinite(d["nz"]) and math.isfinite(d["nz_grpo"]):
             out.append(f"- Gradient recovered by BRR: in the DiPO run {_fmt(d['nz'])} of responses had a non-zero "
@@ -298,11 +347,12 @@ def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
             out.append(f"- Extreme groups (all right or all wrong) were on average {100 * (d['fe'] + d['fh']):.0f}% of "
                        f"DiPO's groups and {100 * (g['fe'] + g['fh']):.0f}% of GRPO's: that is the gradient GRPO leaves unused.")
     noise = [a for a, s in summary.items() if math.isfinite(s["s0"]) and math.isfinite(s["s1"])
-             and abs(s["s1"] - s["s0"]) <= 2 * math.sqrt(max(s["s0"] * (1 - s["s0"]), 1e-9) * 2 / max(n_eval, 1))]
+             and abs(s["s1"] - s["s0"]) <= 2 * _se_diff(s, n_eval)]
     if noise:
         out.append(f"- Held-out success of {', '.join(noise)} moved by less than two standard errors: in this run the RL "
-                   "phase is not shown to improve generalisation to unseen request texts; the warm-up is what taught "
-                   "the call format. Compare the new-task column and the training-reward curve for in-distribution change.")
+                   "phase of that algorithm is not shown to improve success on unseen requests.")
+    out.append("- Noise: one seed per algorithm, greedy evaluation; the standard errors above are binomial over the "
+               "held-out tasks only and do not include seed-to-seed variation of training.")
     if "dapo" in summary:
         out.append("- DAPO drops zero-variance groups before the update (dynamic sampling without refill here), so its "
                    "steps train on fewer responses.")

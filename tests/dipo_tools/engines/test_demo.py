@@ -38,3 +38,17 @@ def test_packaged_demo_config_matches_repo_config():
 
     root = pathlib.Path(__file__).resolve().parents[3]
     assert (root / "dipo_tools" / "demo" / "demo.yaml").read_text() == (root / "configs" / "local" / "demo.yaml").read_text()
+
+
+def test_unseen_requests_are_distinct_and_never_in_training():
+    from dipo_tools.demo.run import _unseen_requests
+    from tool_envs.envs.inventory.generate import generate_tasks
+
+    train = generate_tasks(200, seed=0, max_quantity=5)
+    pools = [generate_tasks(100, seed=1, split="heldout", max_quantity=5), generate_tasks(300, seed=2, max_quantity=5)]
+    unseen = _unseen_requests(train, pools, 1000)
+    texts = [tuple(t.user_texts()) for t in unseen]
+    assert len(texts) == len(set(texts)) > 0
+    assert not set(texts) & {tuple(t.user_texts()) for t in train}
+    assert {t.metadata["split"] for t in unseen} == {"train", "heldout"}  # both sources contribute
+    assert len(_unseen_requests(train, pools, 5)) == 5

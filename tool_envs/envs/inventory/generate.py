@@ -54,23 +54,27 @@ def split_of(request: str) -> str:
     return "heldout" if h % HELDOUT_EVERY == 0 else "train"
 
 
-def _request(rng: random.Random, stock: dict[str, int]) -> tuple[str, ToolCall]:
+def _request(rng: random.Random, stock: dict[str, int], max_quantity: int = 9) -> tuple[str, ToolCall]:
     tool = rng.choice(sorted(TEMPLATES))
     template = rng.choice(TEMPLATES[tool])
     item = rng.choice(ITEMS)
     if tool == "remove_stock":
         if stock[item] == 0:
             stock[item] = rng.randint(1, 9)  # make the sale possible; GT never relies on an error
-        q = rng.randint(1, min(9, stock[item]))
+        q = rng.randint(1, min(max_quantity, stock[item]))
     else:
-        q = rng.randint(1, 9)
+        q = rng.randint(1, max_quantity)
     text = template.format(q=q, item=item, items=item if q == 1 else PLURAL.get(item, item + "s"))
     args = {"item": item, "quantity": q} if tool in ("add_stock", "remove_stock") else {"item": item} if tool == "check_stock" else {}
     return text, ToolCall(tool, args)
 
 
-def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, prefix: str | None = None) -> list[Task]:
+def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, prefix: str | None = None,
+                   max_quantity: int = 9) -> list[Task]:
     """``n`` tasks of the given split (``train`` or ``heldout``), each with ``turns`` user turns.
+
+    ``max_quantity`` (1-9) bounds the quantities in requests; the default 9 reproduces the original tasks
+    exactly, a smaller value gives an easier task (fewer values to copy from the request).
 
     Deterministic for a given (n, seed, split, turns). Every turn has exactly one GT call; the GT final
     state comes from executing the calls.
@@ -79,6 +83,8 @@ def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, 
         raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
     if n < 0 or turns < 1:
         raise ValueError("n must be >= 0 and turns >= 1")
+    if not 1 <= max_quantity <= 9:
+        raise ValueError(f"max_quantity must be in 1..9, not {max_quantity!r}")
     rng = random.Random(f"inventory:{seed}:{split}:{turns}")
     env = load_env("inventory")
     tasks: list[Task] = []
@@ -91,7 +97,7 @@ def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, 
         initial = dict(stock)
         msgs, calls = [], []
         for _ in range(turns):
-            text, call = _request(rng, stock)
+            text, call = _request(rng, stock, max_quantity)
             msgs.append(text)
             calls.append(call)
             if call.name == "add_stock":

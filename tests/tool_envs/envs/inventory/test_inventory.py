@@ -63,3 +63,18 @@ def test_generated_multi_turn_tasks_reach_their_final_state():
         other = env_for_task(t).new_episode(t)
         other.execute([ToolCall("add_stock", {"item": "pear", "quantity": 1})])
         assert other.state() != ep.state()
+
+
+def test_max_quantity_bounds_quantities_and_default_is_unchanged():
+    import pytest
+
+    assert [t.to_dict() for t in generate_tasks(60, seed=5)] == [t.to_dict() for t in generate_tasks(60, seed=5, max_quantity=9)]
+    easy = generate_tasks(80, seed=5, max_quantity=3)
+    qs = {c.arguments["quantity"] for t in easy for turn in t.gt_calls for c in turn if "quantity" in c.arguments}
+    assert qs and qs <= {1, 2, 3}
+    for t in easy[:20]:
+        ep, results = _replay(t)
+        assert not any(r.error for turn in results for r in turn)
+        assert ep.state() == t.gt_final_state
+    with pytest.raises(ValueError):
+        generate_tasks(1, max_quantity=0)
