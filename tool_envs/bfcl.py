@@ -8,7 +8,7 @@
   ``eval``-based one). BFCL's per-turn verdict on top of it is ``reward.multi_turn.check_turns``.
 
 Set ``BFCL_PROJECT_ROOT`` before importing bfcl_eval (it creates folders there at import time); this
-module defaults it to a temporary folder when unset.
+module defaults it to ``~/.cache/dipo_tools/bfcl`` when unset (:func:`ensure_bfcl_root`).
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any, Sequence
 
 from tool_envs.parsing import parse_tool_calls
@@ -26,7 +25,20 @@ from tool_envs.schema import bfcl_params_to_json_schema, spec_from_mapping
 from tool_envs.tasks import Task
 from tool_envs.types import ToolCall, ToolResult
 
-os.environ.setdefault("BFCL_PROJECT_ROOT", tempfile.mkdtemp(prefix="bfcl-root-"))
+
+
+def ensure_bfcl_root() -> str:
+    """bfcl-eval mkdirs ``result/``, ``score/`` under ``$BFCL_PROJECT_ROOT`` at import time (site-packages
+    when unset), so give it a user-owned default before the first import."""
+    root = os.environ.get("BFCL_PROJECT_ROOT")
+    if not root:
+        root = str(pathlib.Path.home() / ".cache" / "dipo_tools" / "bfcl")
+        os.environ["BFCL_PROJECT_ROOT"] = root
+    pathlib.Path(root).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+ensure_bfcl_root()
 
 MULTI_TURN_CATEGORIES = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
 #: BFCL's fixed user message for the turn that reveals held-out functions (FC mode).

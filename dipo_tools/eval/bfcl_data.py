@@ -9,21 +9,11 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import pathlib
 from dataclasses import dataclass
 from typing import Any
 
-
-def ensure_bfcl_root() -> str:
-    """bfcl-eval mkdirs ``result/``, ``score/`` under ``$BFCL_PROJECT_ROOT`` at import time (site-packages
-    when unset), so give it a user-owned default before the first import."""
-    root = os.environ.get("BFCL_PROJECT_ROOT")
-    if not root:
-        root = str(pathlib.Path.home() / ".cache" / "dipo_tools" / "bfcl")
-        os.environ["BFCL_PROJECT_ROOT"] = root
-    pathlib.Path(root).mkdir(parents=True, exist_ok=True)
-    return root
+from tool_envs.bfcl import ensure_bfcl_root  # noqa: F401 - re-exported for the eval modules
 
 
 @dataclass(frozen=True)
