@@ -8,7 +8,7 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     """Add the ``eval`` command (with ``bfcl``, ``math`` and ``bfcl-official``) to an argparse subparsers object.
 
     Each leaf parser sets ``func`` (``args.func(args) -> int``)."""
-    from dipo_tools.eval import bfcl, math as math_eval
+    from dipo_tools.eval import bfcl, math as math_eval, official
 
     ev = subparsers.add_parser("eval", help="evaluate a policy: BFCL V3, math mean@k/maj@k",
                                description="Evaluate a policy (OpenAI-compatible endpoint, local transformers "
@@ -26,26 +26,9 @@ def register_cli(subparsers) -> argparse.ArgumentParser:
     m.set_defaults(func=math_eval.run_from_args)
 
     o = sub.add_parser("bfcl-official", help="cross-check with bfcl-eval's own generate+evaluate against a server")
-    o.add_argument("--base-url", required=True)
-    o.add_argument("--model", required=True, help="model name the server serves")
-    o.add_argument("--categories", default="all")
-    o.add_argument("--ids", default=None)
-    o.add_argument("--project-root", required=True, help="bfcl's result/score folder root")
-    o.add_argument("--api-key", default="EMPTY")
-    o.set_defaults(func=_run_official)
+    official.add_official_args(o)
+    o.set_defaults(func=official.run_from_args)
     return ev
-
-
-def _run_official(args: argparse.Namespace) -> int:
-    import json
-
-    from dipo_tools.eval.official import run_official
-
-    rep = run_official(args.base_url, args.model, args.categories, args.project_root,
-                       ids=args.ids.split(",") if args.ids else None, api_key=args.api_key)
-    print(json.dumps({"summary": rep["summary"], "categories": {k: v["accuracy"] for k, v in rep["categories"].items()}},
-                     indent=2))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,23 +98,30 @@ def collect_scores(root: pathlib.Path, registry_name: str, cats, partial: bool =
             "summary": v3_overall(scores), "partial": partial, "registry_name": registry_name}
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "--_bfcl-child":
-        _child(argv[1:])
-        return 0
-    p = argparse.ArgumentParser(prog="python -m dipo_tools.eval.official", description=__doc__.split("\n\n")[0])
+def add_official_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", required=True)
     p.add_argument("--model", required=True, help="model name the server serves")
     p.add_argument("--categories", default="all")
     p.add_argument("--ids", default=None)
     p.add_argument("--project-root", required=True, help="bfcl's result/score folder root")
     p.add_argument("--api-key", default="EMPTY")
-    a = p.parse_args(argv)
+
+
+def run_from_args(a: argparse.Namespace) -> int:
     rep = run_official(a.base_url, a.model, a.categories, a.project_root, ids=a.ids.split(",") if a.ids else None,
                        api_key=a.api_key)
     print(json.dumps({"summary": rep["summary"], "categories": {k: v["accuracy"] for k, v in rep["categories"].items()}}, indent=2))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--_bfcl-child":
+        _child(argv[1:])
+        return 0
+    p = argparse.ArgumentParser(prog="python -m dipo_tools.eval.official", description=__doc__.split("\n\n")[0])
+    add_official_args(p)
+    return run_from_args(p.parse_args(argv))
 
 
 if __name__ == "__main__":
