@@ -446,7 +446,7 @@ class LocalEngine:
 
     # -- one RL step
     def train_step(self) -> dict[str, float]:
-        from dipo_tools.dipo import compute_dipo_advantages, response_log_ppl
+        from dipo_tools.dipo import classify_groups, compute_dipo_advantages, group_codes, response_log_ppl
 
         cfg = self.cfg
         g = cfg.rollout.group_size
@@ -476,10 +476,9 @@ class LocalEngine:
         adv, stats = compute_dipo_advantages(scores, success, log_ppl, group_ids, self.dipo_state, self.dipo_config)
         keep = torch.ones(len(trajs), dtype=torch.bool)
         if cfg.algorithm.use_dynamic_sampling:  # DAPO: zero-variance groups carry no signal -> drop them
-            for gi in range(len(tasks)):
-                sl = slice(gi * g, (gi + 1) * g)
-                if float(scores[sl].max() - scores[sl].min()) == 0.0:
-                    keep[sl] = False
+            groups = group_codes(group_ids)
+            flat_hard, flat_easy = classify_groups(scores, success, groups, extreme_by="score")
+            keep = ~(flat_hard | flat_easy)[groups.codes]
         timings["time/advantage"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
