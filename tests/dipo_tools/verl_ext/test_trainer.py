@@ -268,3 +268,24 @@ def test_task_runner_swaps_in_the_dipo_trainer(compose, monkeypatch):
     monkeypatch.setattr(TaskRunnerV1.__ray_actor_class__, "run", probe_run)
     plain().run(compose("tool_dipo_qwen2.5-3b", []))
     assert seen["cls"] is DiPOTrainerSync
+
+
+def test_verl_padding_rows_stay_out_of_queue_and_groups(dipo_trainer, fake_tq):
+    """verl pads a batch to a multiple of the data-parallel size with synthetic rows that copy row 0's
+    extra_fields (so its acc) under a shared uid; they must not form a DiPO group or enter the queue."""
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+
+    batch = _batch(fake_tq, GROUPS)
+    batch.tags = [{"status": "success"} for _ in batch.keys]
+    padded = upsample_batch_to_divisible_size(batch, 8, eos_token_id=0)
+    pads = [k for k in padded.keys if k.startswith("pad")]
+    assert len(padded) == 16 and len(pads) == 4
+    for key in pads:  # the actor computes old log-probs for every row, padding included
+        row = fake_tq.rows[("train", key)]
+        row["old_log_probs"] = torch.zeros_like(row["response_mask"], dtype=torch.float32)
+    metrics: dict = {}
+    dipo_trainer._compute_advantage(padded, metrics)
+    assert len(dipo_trainer.dipo_state) == 12 and metrics["dipo/padding_rows"] == 4
+    assert metrics["dipo/frac_hard"] == pytest.approx(1 / 3)  # 3 real groups, no padding "group"
+    for key in pads:
+        assert torch.all(fake_tq.field("train", key, "advantages") == 0)
