@@ -27,11 +27,13 @@ def check_dipo_settings(config: DictConfig) -> None:
     if algo.adv_estimator != ESTIMATOR_NAME:
         return
     filter_groups = algo.get("filter_groups", None)
-    if filter_groups is not None and filter_groups.get("enable", False):
+    reallocating = bool((algo.get("dipo", None) or {}).get("enabled", True))
+    if filter_groups is not None and filter_groups.get("enable", False) and reallocating:
         raise ConfigError(
             "algorithm.adv_estimator=dipo with algorithm.filter_groups.enable=true: DAPO dynamic sampling drops the "
             "zero-variance (all-right / all-wrong) groups that DiPO reallocates reward in. Set "
-            "algorithm.filter_groups.enable=false (DiPO keeps DAPO's clip-higher and token-mean loss)."
+            "algorithm.filter_groups.enable=false (DiPO keeps DAPO's clip-higher and token-mean loss), or "
+            "algorithm.dipo.enabled=false for a DAPO baseline."
         )
     mode = config.trainer.get("v1", {}).get("trainer_mode", "sync")
     if not config.trainer.get("use_v1", True) or mode != "sync":

@@ -148,8 +148,23 @@ def test_dipo_advantages_land_in_the_batch(dipo_trainer, fake_tq):
     assert dipo_trainer.dipo_state.num_pushed == 3 and len(dipo_trainer.dipo_state) == 24
 
 
+def test_grpo_baseline_config_equals_verl_grpo_and_logs_dipo_metrics(compose, fake_tq):
+    """The shipped GRPO baseline runs our estimator with the reallocation off: verl's GRPO values exactly,
+    plus the dipo/* diagnostics, so comparison tables fill from either engine."""
+    trainer = DiPOTrainerSync(compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4"]))
+    batch, metrics = _batch(fake_tq, GROUPS), {}
+    trainer._compute_advantage(batch, metrics)
+    ours = {k: fake_tq.field("train", k, "advantages").clone() for k in batch.keys}
+    grpo = DiPOTrainerSync(compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4", "algorithm.adv_estimator=grpo"]))
+    PPOTrainerSync._compute_advantage(grpo, _batch(fake_tq, GROUPS), {})
+    for k in batch.keys:
+        torch.testing.assert_close(ours[k], fake_tq.field("train", k, "advantages"), rtol=0, atol=1e-6)
+    assert metrics["dipo/frac_easy"] == pytest.approx(1 / 3) and "dipo/disentangled" in metrics
+    assert metrics["dipo/frac_nonzero_adv"] == metrics["dipo/frac_nonzero_adv_grpo"]
+
+
 def test_non_dipo_estimator_runs_verl_base_method(compose, fake_tq):
-    cfg = compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4"])
+    cfg = compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4", "algorithm.adv_estimator=grpo"])
     trainer = DiPOTrainerSync(cfg)
     batch = _batch(fake_tq, GROUPS)
     trainer._compute_advantage(batch, {})
