@@ -1,6 +1,7 @@
 """Every shipped verl config composes against verl 0.9.1's ppo_trainer and passes validation on CPU."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -114,7 +115,8 @@ def _run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def test_launch_scripts_dry_run():
-    ok = _run(["bash", "scripts/train_tool.sh", "--dry-run", "dipo", "7b", "trainer.n_gpus_per_node=8"])
+    ok = _run(["bash", "scripts/train_tool.sh", "--dry-run", "dipo", "7b", "trainer.n_gpus_per_node=8",
+               "--allow-missing-data"])
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "dry run OK: configs/verl/tool_dipo_qwen2.5-7b.yaml (adv_estimator=dipo" in ok.stdout
     assert "gpus=1x8" in ok.stdout
@@ -123,6 +125,44 @@ def test_launch_scripts_dry_run():
     assert bad.returncode == 2 and "filter_groups.enable=false" in bad.stderr
     usage = _run(["bash", "scripts/train_math.sh", "--dry-run", "ppo"])
     assert usage.returncode == 2 and "ALGO must be" in usage.stderr
+    missing = _run(["bash", "scripts/train_tool.sh", "--dry-run", "dipo", "3b"])  # data/toolrl/*.parquet absent
+    assert missing.returncode == 2 and "data.train_files: not found" in missing.stderr and "--allow-missing-data" in missing.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("actor_rollout_ref.actor.optim.lr=abc", "actor_rollout_ref.actor.optim.lr='abc' must be a number"),
+    ("actor_rollout_ref.actor.optim.lr=-5", "actor_rollout_ref.actor.optim.lr=-5 must be > 0"),
+    ("actor_rollout_ref.rollout.n=-3", "actor_rollout_ref.rollout.n=-3 must be >= 1"),
+    ("data.train_batch_size=abc", "data.train_batch_size='abc' must be an integer"),
+    ("data.train_batch_size=2.5", "data.train_batch_size=2.5 must be an integer"),
+    ("actor_rollout_ref.actor.optim.lrr=1e-5", "did you mean actor_rollout_ref.actor.optim.lr?"),
+    ("+data.max_promt_length=10", "did you mean data.max_prompt_length"),
+    ("trainer.n_gpus_per_node=3", "cannot be split across 3 data-parallel GPUs"),
+    ("actor_rollout_ref.rollout.tensor_model_parallel_size=4", "tensor_model_parallel_size=4 must divide the 2 GPUs"),
+    ("actor_rollout_ref.actor.ppo_mini_batch_size=100", "ppo_mini_batch_size=100 must divide"),
+])
+def test_dry_run_refuses_what_would_fail_at_run_time(override, message, capsys):
+    """One line naming the key and the fix, exit 2 (not a hydra traceback, not an OK)."""
+    from dipo_tools.verl_ext.cli import main
+
+    code = main(["--config", "tool_dipo_qwen2.5-3b", "--dry-run", "--allow-missing-data", override])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_dry_run_refuses_unknown_environments_in_the_data(tmp_path, capsys):
+    from dipo_tools.data.env_tasks import prepare_env_tasks
+    from dipo_tools.verl_ext.cli import main
+    from tool_envs.envs.inventory.generate import generate_tasks
+
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("".join(json.dumps({**t.to_dict(), "envs": ["inventroy"]}) + "\n" for t in generate_tasks(2)))
+    prepare_env_tasks(tasks, tmp_path / "train.parquet")
+    code = main(["--config", "env_dipo_qwen2.5-3b", "--dry-run", f"data.train_files={tmp_path / 'train.parquet'}",
+                 f"data.val_files={tmp_path / 'train.parquet'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "names environment 'inventroy'" in err and "did you mean inventory" in err, err
 
 
 def test_hydra_entry_point_composes_from_the_package(compose):
