@@ -277,7 +277,7 @@ def run_cpu_smoke(config_path_or_name: str | None, overrides: Sequence[str], *, 
         import shutil
 
         shutil.rmtree(run_dir)  # a smoke run starts clean: resuming an older one would prove nothing
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     model_path = str(config.actor_rollout_ref.model.path)
     print(f"[dipo] cpu smoke of {config_name}: tiny model of {model_path}, data {smoke.data}"

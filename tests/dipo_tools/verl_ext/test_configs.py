@@ -174,3 +174,29 @@ def test_hydra_entry_point_composes_from_the_package(compose):
     validate_training_config(cfg)
     out = _run([sys.executable, "-m", "dipo_tools.verl_ext.main", "--help"])
     assert out.returncode == 0 and "adv_estimator: dipo" in out.stdout
+
+
+def test_env_config_prompt_length_fits_its_generated_tasks(compose, qwen_tokenizer):
+    """Every scenario of the BFCL-backend task generator renders (tool schemas included) within the env
+    config's data.max_prompt_length, so no training prompt is cut."""
+    from tool_envs import env_for_task
+    from tool_envs.bfcl_train import SCENARIOS, generate_bfcl_training_tasks
+    from tool_envs.runner import RunnerConfig, rendered_prompt_length
+
+    cfg = compose("env_dipo_qwen2.5-3b", [])
+    runner = RunnerConfig.from_mapping(cfg.dipo_agent.runner)
+    tasks = generate_bfcl_training_tasks(3 * len(SCENARIOS), seed=0)
+    longest = max(rendered_prompt_length(qwen_tokenizer, env_for_task(t), t, runner) for t in tasks)
+    assert 4096 < longest <= cfg.data.max_prompt_length == cfg.actor_rollout_ref.rollout.prompt_length
+
+
+def test_baselines_mean_the_same_in_both_engines(compose):
+    """DAPO's dynamic sampling and the dual-clip constant agree between the verl configs and the local engine."""
+    from dipo_tools.engines.config import ActorConfig
+
+    dapo = compose("tool_dapo_qwen2.5-3b", [])
+    dipo = compose("tool_dipo_qwen2.5-3b", [])
+    # the local engine's DAPO drops groups whose score has zero variance; verl's metric "reward" is the score
+    assert dapo.algorithm.filter_groups.metric == "reward"
+    assert ActorConfig().clip_ratio_c == dipo.actor_rollout_ref.actor.clip_ratio_c == dapo.actor_rollout_ref.actor.clip_ratio_c
+    assert ActorConfig().clip_ratio_high == dipo.actor_rollout_ref.actor.clip_ratio_high
