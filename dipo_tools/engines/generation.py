@@ -38,7 +38,8 @@ class BatchedGenerator:
     """Async ``GenerateFn``: ``await gen(token_ids, sampling_params) -> (new_ids, logprobs)``.
 
     ``sampling_params`` keys understood (verl/vLLM names and HF names): ``temperature`` (0 = greedy),
-    ``top_p``, ``top_k``, ``max_new_tokens`` / ``max_tokens``, ``stop_token_ids``.
+    ``top_p``, ``top_k``, ``max_new_tokens`` / ``max_tokens``, ``min_tokens`` / ``min_new_tokens`` (stop
+    tokens are not sampled before that many tokens; fixed-length generation for benchmarks), ``stop_token_ids``.
     """
 
     def __init__(self, model, tokenizer, max_batch: int = 128, default_max_new_tokens: int = 64) -> None:
@@ -109,6 +110,7 @@ class BatchedGenerator:
             self.model, prompts, max_new_tokens or [self.default_max_new_tokens] * len(prompts),
             temperature=float(_param(params, "temperature", default=1.0)),
             top_p=float(_param(params, "top_p", default=1.0)), top_k=int(_param(params, "top_k", default=0) or 0),
+            min_new_tokens=int(_param(params, "min_tokens", "min_new_tokens", default=0)),
             stop_ids=sorted(eos), pad_id=self.pad_id)
         self.num_calls += 1
         self.num_sequences += len(prompts)
@@ -117,8 +119,8 @@ class BatchedGenerator:
 
 @torch.no_grad()
 def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[int], *, temperature: float,
-                         stop_ids: list[int], pad_id: int, top_p: float = 1.0,
-                         top_k: int = 0) -> list[tuple[list[int], list[float]]]:
+                         stop_ids: list[int], pad_id: int, top_p: float = 1.0, top_k: int = 0,
+                         min_new_tokens: int = 0) -> list[tuple[list[int], list[float]]]:
     """Sample continuations of left-padded ``prompts`` with a KV cache; ``(new_ids, logprobs)`` per prompt.
 
     Row ``i`` stops after a token in ``stop_ids`` (kept) or ``max_new_tokens[i]`` tokens. ``temperature <= 0``
@@ -126,7 +128,8 @@ def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[i
     sampled token's log-prob is taken before the next step, so memory is the KV cache plus one step's
     logits, never ``B x steps x vocab`` (20 GB in fp32 for 64 x 512 tokens of Qwen's 151,936-token vocab).
     The log-prob is ``log_softmax(raw_logits / T)``, what the training forward computes; top-k/top-p
-    (transformers' own warpers, in ``generate``'s order) only choose the token.
+    (transformers' own warpers, in ``generate``'s order) and ``min_new_tokens`` (no stop token before that
+    many tokens) only choose the token.
     """
     from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
 
@@ -167,10 +170,13 @@ def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[i
             logits = out.logits[:, -1].float() / scale
             cache = out.past_key_values
             del out
+            scores = logits
+            if step < min_new_tokens:
+                scores = logits.index_fill(-1, stop, float("-inf"))
             if greedy:
-                nxt = logits.argmax(-1)
+                nxt = scores.argmax(-1)
             else:
-                scores = warpers(input_ids, logits) if warpers else logits
+                scores = warpers(input_ids, scores) if warpers else scores
                 nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
                 del scores
             nxt = torch.where(finished, torch.full_like(nxt, pad_id), nxt)

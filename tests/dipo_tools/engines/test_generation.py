@@ -98,3 +98,20 @@ def test_greedy_rows_stop_at_their_own_limits(tiny_tok):
         seq = torch.tensor([p + ids])
         ref, _ = token_logprobs(model, seq, torch.ones_like(seq), 1.0, keep=len(ids))
         assert torch.allclose(ref[0], torch.tensor(lps), atol=1e-5)
+
+
+def test_min_tokens_holds_back_stop_tokens_only_for_choosing(tiny_tok):
+    from dipo_tools.models import build_tiny_model
+
+    model = build_tiny_model(tiny_tok, preset="test", seed=4)
+    gen = BatchedGenerator(model, tiny_tok)
+    prompt = tiny_tok("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+    (free, _), = gen.generate_batch([prompt], {"temperature": 0}, [8])
+    stop = free[0]  # make the greedy first token a stop token: without min_tokens it ends the row at once
+    (short, _), = gen.generate_batch([prompt], {"temperature": 0, "stop_token_ids": [stop]}, [8])
+    assert short == [stop]
+    (ids, lps), = gen.generate_batch([prompt], {"temperature": 0, "stop_token_ids": [stop], "min_tokens": 5}, [8])
+    assert stop not in ids[:5] and len(ids) >= 5
+    seq = torch.tensor([prompt + ids])
+    ref, _ = token_logprobs(model, seq, torch.ones_like(seq), 1.0, keep=len(ids))
+    assert torch.allclose(ref[0], torch.tensor(lps), atol=1e-5)  # still the policy's own log-probs
