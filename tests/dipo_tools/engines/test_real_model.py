@@ -12,8 +12,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 # The README's one-GPU command is configs/local/demo.yaml with these overrides (plus model.path and the GPU
 # settings model.device=cuda model.dtype=bfloat16); the rest only shrinks the run for 2 CPU cores.
-README_OVERRIDES = ["rollout.system_prompt=null", "rollout.runner.pass_tools_to_template=true", "actor.lr=1e-6",
-                    "actor.micro_batch_size=8"]
+README_OVERRIDES = ["model.gradient_checkpointing=true", "actor.micro_batch_size=4", "actor.lr=1e-6",
+                    "rollout.system_prompt=null", "rollout.runner.pass_tools_to_template=true"]
 CPU_SIZE = ["trainer.total_steps=2", "sft.steps=0", "data.num_train=8", "data.num_eval=0", "rollout.tasks_per_step=2", "rollout.group_size=2",
             "rollout.max_new_tokens=12", "rollout.max_response_tokens=40", "actor.micro_batch_size=2",
             "trainer.progress=false", "trainer.tensorboard=false", "trainer.plots=false", "algorithm.dipo.gate=none"]
@@ -53,3 +53,11 @@ def test_qwen_architecture_trains_two_steps_saves_and_reloads(qwen_tokenizer, tm
     reloaded = LocalEngine(config(final, tmp_path / "again"), log=False)
     assert_reloads_identically(eng, reloaded, eng.train_tasks)
     assert os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_readme_one_gpu_command_is_this_configuration():
+    readme = (ROOT / "README.md").read_text()
+    command = readme[readme.index("dipo train --config configs/local/demo.yaml model.path="):]
+    command = command[: command.index("```")].replace("\\\n", " ")
+    assert command.split() == ["dipo", "train", "--config", "configs/local/demo.yaml",
+                               "model.path=/models/Qwen2.5-0.5B-Instruct", "model.device=cuda", *README_OVERRIDES]
