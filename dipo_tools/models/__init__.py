@@ -2,13 +2,10 @@
 from dipo_tools.models.tiny import (
                                     CHAT_TEMPLATE,
                                     PRESETS,
-                                    QWEN25_INSTRUCT_ARCH,
                                     SPECIAL_TOKENS,
-                                    build_qwen25_instruct_model,
                                     build_tiny_model,
                                     build_tiny_pair,
                                     build_tiny_tokenizer,
 )
 
-__all__ = ["CHAT_TEMPLATE", "PRESETS", "QWEN25_INSTRUCT_ARCH", "SPECIAL_TOKENS", "build_qwen25_instruct_model",
-           "build_tiny_model", "build_tiny_pair", "build_tiny_tokenizer"]
+__all__ = ["CHAT_TEMPLATE", "PRESETS", "SPECIAL_TOKENS", "build_tiny_model", "build_tiny_pair", "build_tiny_tokenizer"]

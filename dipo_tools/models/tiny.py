@@ -209,27 +209,6 @@ def build_tiny_model(tokenizer, preset: str = "tiny", seed: int = 0, max_positio
     return model
 
 
-#: Qwen2.5-Instruct's architecture choices (config.json of its 0.5B-3B checkpoints) apart from the layer sizes:
-#: the full 151,936-row vocabulary (the tokenizer's 151,6xx tokens padded), RoPE base 1e6, tied embeddings.
-QWEN25_INSTRUCT_ARCH: dict = dict(
-    vocab_size=151_936, max_position_embeddings=32_768, rms_norm_eps=1e-6, hidden_act="silu",
-    rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0}, tie_word_embeddings=True,
-    use_sliding_window=False,
-)
-
-
-def build_qwen25_instruct_model(tokenizer, preset: str = "test", seed: int = 0):
-    """A randomly initialised Qwen2.5-Instruct architecture at a ``preset`` size, for a real Qwen tokenizer.
-
-    Everything that makes the real model's engineering hard on a CPU is kept (the vocabulary-sized
-    embedding, logits and log-softmax; the real tokenizer and chat template); only the layers are tiny.
-    """
-    if len(tokenizer) > QWEN25_INSTRUCT_ARCH["vocab_size"]:
-        raise ValueError(f"build_qwen25_instruct_model: the tokenizer has {len(tokenizer)} tokens, more than "
-                         f"Qwen2.5's {QWEN25_INSTRUCT_ARCH['vocab_size']} embedding rows; pass a Qwen tokenizer")
-    return build_tiny_model(tokenizer, preset=preset, seed=seed, **QWEN25_INSTRUCT_ARCH)
-
-
 def build_tiny_pair(preset: str = "tiny", corpus: Iterable[str] | None = None, vocab_size: int = 1024,
                     seed: int = 0):
     """Convenience: ``(tokenizer, model)``."""

@@ -25,18 +25,17 @@ def test_qwen_architecture_trains_two_steps_saves_and_reloads(qwen_tokenizer, tm
 
     from dipo_tools.engines.config import load_config
     from dipo_tools.engines.local import LocalEngine
-    from dipo_tools.models import QWEN25_INSTRUCT_ARCH, build_qwen25_instruct_model
+    from dipo_tools.models.arch import ARCHITECTURES, build_tiny_like
 
-    start = tmp_path / "qwen25_tiny"
-    build_qwen25_instruct_model(qwen_tokenizer, preset="test").save_pretrained(start)
-    qwen_tokenizer.save_pretrained(start)
+    qwen25 = "Qwen/Qwen2.5-3B-Instruct"
+    start = build_tiny_like(qwen25, qwen_tokenizer, tmp_path / "qwen25_tiny")
 
     def config(model_path, out):
         return load_config(ROOT / "configs" / "local" / "demo.yaml", [
             f"model.path={model_path}", *README_OVERRIDES, *CPU_SIZE, f"trainer.output_dir={out}"])
 
     eng = LocalEngine(config(start, tmp_path / "run"), log=False)
-    assert eng.model.config.vocab_size == QWEN25_INSTRUCT_ARCH["vocab_size"] == 151_936
+    assert eng.model.config.vocab_size == ARCHITECTURES[qwen25].vocab_size == 151_936
     before = [p.detach().clone() for p in eng.model.parameters()]
     rows = eng.train()
     assert eng.step == 2 and all("actor/pg_loss" in r for r in rows)
