@@ -7,7 +7,7 @@ to the next user turn when the model answers without calls. It stops at the limi
 :class:`RunnerConfig`.
 
 Token-in/token-out: ``response_ids`` are exactly the generated ids (mask 1, with their log-probs) and the
-rendered tool/user ids between them (mask 0, log-prob 0.0). Generated text is decoded only for parsing;
+rendered tool/user ids between them (mask 0, log-prob 0.0); they end with the last generated id. Generated text is decoded only for parsing;
 it is never re-tokenised. See :mod:`tool_envs.chat` for how appended messages are rendered.
 
 Usage::
@@ -355,6 +355,11 @@ async def run_episode(
                 append_context([_tool_message(r) for r in step.results])
     except _Stop as s:
         stop_reason = s.reason
+    # Context after the last generated token (tool results, a parse-error message and the next assistant
+    # header appended before a limit stopped the episode) is seen by no model turn: drop it from the token
+    # streams, which trainers pad to their longest row. The messages, the trace and the state keep it.
+    while mask and mask[-1] == 0:
+        del response_ids[-1], mask[-1], logprobs[-1]
 
     return Trajectory(
         prompt_ids=list(prompt_ids),
