@@ -21,5 +21,5 @@ def test_bench_extra_pins_trl():
 
     pyproject = tomllib.loads((SCRIPT.parents[1] / "pyproject.toml").read_text())
     bench = pyproject["project"]["optional-dependencies"]["bench"]
-    assert [r for r in bench if r.startswith("trl")] == ["trl==1.16.0"]
+    assert [r for r in bench if r.startswith("trl")] == ["trl==1.12.0"]
     assert not any(r.startswith("trl") for r in pyproject["project"]["dependencies"])  # never a runtime dependency

@@ -117,3 +117,22 @@ def test_the_external_module_switch_is_read_at_import():
     src = _verl_source("__init__.py")
     assert 'os.getenv("VERL_USE_EXTERNAL_MODULES", "")' in src
     assert importlib.util.find_spec("dipo_tools.verl_ext.cpu") is not None
+
+
+def test_an_installed_trl_does_not_break_verls_worker():
+    """verl 0.9.1's FSDP worker imports AutoModelForCausalLMWithValueHead from trl whenever TRL is installed
+    (models/transformers/monkey_patch.py); TRL >= 1.14 has neither location and every training start fails.
+    The optional `bench` extra pins a TRL that has it."""
+    import tomllib
+
+    from verl.utils.import_utils import is_trl_available
+
+    src = _verl_source("models/transformers/monkey_patch.py")
+    assert "from trl.experimental.ppo import AutoModelForCausalLMWithValueHead" in src
+    pins = tomllib.loads((pathlib.Path(__file__).resolve().parents[4] / "pyproject.toml").read_text())
+    assert pins["project"]["optional-dependencies"]["bench"] == ["trl==1.12.0"]
+    if is_trl_available():
+        try:
+            from trl.experimental.ppo import AutoModelForCausalLMWithValueHead  # noqa: F401
+        except ImportError:
+            from trl import AutoModelForCausalLMWithValueHead  # noqa: F401
