@@ -231,12 +231,17 @@ class _Recorded:
     """The model's side of an episode as the runner recorded it: per turn, the results of the steps that
     made calls and the backend state at the end of the turn (``Trajectory.turn_snapshots``)."""
 
-    def __init__(self, trajectory: Any):
-        self.env = trajectory.episode.env
-        self.results = [[[r.content for r in step.results] for step in turn if step.calls] for turn in trajectory.turns]
-        self.snapshots = list(trajectory.turn_snapshots)
-        self.final_state = trajectory.final_state
+    def __init__(self, env: Any, results: list[list[list[str]]], snapshots: list, final_state: Any = None):
+        self.env, self.results, self.snapshots = env, results, snapshots
+        self._final_state = final_state
         self._cache: tuple[Any, dict] | None = None
+
+    def final_state(self) -> dict:
+        if self._final_state is None:
+            from tool_envs.env import public_state
+
+            self._final_state = {k: public_state(v) for k, v in self.backends(len(self.snapshots) - 1).items()}
+        return self._final_state
 
     @classmethod
     def of(cls, trajectory: Any) -> "_Recorded | None":
@@ -247,7 +252,17 @@ class _Recorded:
             return None
         if getattr(getattr(trajectory, "episode", None), "env", None) is None:
             return None
-        return cls(trajectory)
+        results = [[[r.content for r in step.results] for step in turn if step.calls] for turn in turns]
+        return cls(trajectory.episode.env, results, list(snaps), trajectory.final_state)
+
+    @classmethod
+    def replay(cls, episode: Any, model_turns: Sequence[Sequence[Sequence[ToolCall]]]) -> "_Recorded | None":
+        """Run the model's calls in ``episode`` in one go (one worker request in process isolation)."""
+        steps = [[list(s) for s in turn if len(s)] for turn in model_turns]
+        results, snaps = episode.execute_turns(steps)
+        if not snaps or any(s is None for s in snaps):
+            return None
+        return cls(episode.env, [[[r.content for r in step] for step in turn] for turn in results], snaps)
 
     def backends(self, turn: int) -> dict:
         """Backend instances at the end of ``turn`` (the last recorded turn's for turns never reached)."""
@@ -282,6 +297,8 @@ def _check(
     if recorded is None:
         model_ep = env.new_episode(task)
         model_ep.reveal()
+        if model_ep.isolation == "process" and model_turns:  # one worker round trip instead of one per step
+            recorded = _Recorded.replay(model_ep, model_turns)
 
     verdict: dict = {"valid": True}
     if len(model_turns) != len(gt_turns) and task.gt_calls is not None:
@@ -338,7 +355,7 @@ def _check(
         elif reached:
             tc.empty = not steps
         per_turn.append(tc)
-    return verdict, per_turn, (model_ep.state if recorded is None else lambda: recorded.final_state)
+    return verdict, per_turn, (model_ep.state if recorded is None else recorded.final_state)
 
 
 def check_turns(

@@ -270,6 +270,42 @@ class Episode:
             results = self._apply_thread(items, done, hung)
         return self._finish(calls, results, rest)
 
+    def execute_turns(self, turns: Sequence[Sequence[Sequence[ToolCall]]]) -> tuple[list, list]:
+        """Replay ``[turn][step][call]`` (no model in between): results per ``[turn][step]`` and
+        :meth:`snapshot` after each turn.
+
+        In process isolation all of it is one worker request (snapshots included), which is what a reward
+        that re-checks call lists needs; if a call there is stopped, the turns are run again one message at a
+        time so the stopped call gets the usual treatment.
+        """
+        if self.isolation == "process" and not self.broken:
+            plans = [[self._plan(step) for step in turn] for turn in turns]
+            flat: list = []
+            for turn in plans:
+                for _, items, _ in turn:
+                    flat.extend((p.idx, p.name, p.args) for p in items if isinstance(p, _Pending))
+                flat.append(None)
+            req = self._request([])
+            if not isinstance(req, str):
+                pool = self.env._process_pool()
+                out = pool.run(req[0], flat, self._call_limits(), self.limits.call_timeout_s)
+                if out.state is not None:
+                    self._set_blob(out.state)
+                    done = iter(out.results)
+                    results = []
+                    for turn in plans:
+                        row = []
+                        for calls, items, rest in turn:
+                            got = [it if isinstance(it, ToolResult) else ToolResult(it.name, *next(done)) for it in items]
+                            row.append(self._finish(calls, got, rest))
+                        results.append(row)
+                    return results, list(out.snapshots)
+        results, snapshots = [], []
+        for turn in turns:
+            results.append([self.execute(step) for step in turn])
+            snapshots.append(self.snapshot())
+        return results, snapshots
+
     def _plan(self, calls: Sequence[ToolCall]) -> tuple[list, list, list]:
         calls = list(calls)
         limit = self.limits.max_calls_per_turn

@@ -27,8 +27,9 @@ Design (documented for users in ``tool_envs/README.md``):
 
 Wire protocol (``multiprocessing.connection`` framing over a Unix socket, pickled)::
 
-    request  ("run", sys_path | None, state_blob, [(instance_index, method, kwargs), ...], limits)
+    request  ("run", sys_path | None, state_blob, [(instance_index, method, kwargs) | None, ...], limits)
     replies  lists of ("r", content, error, truncated)   one per call, in order
+                      ("c", state_blob)                  at each None marker (a snapshot)
                       ("s", new_state_blob)              after the last call
                       ("x", message)                     the state could not be loaded or saved
 
@@ -86,7 +87,8 @@ class CallLimits:
 class RunOutcome:
     """What a request produced.
 
-    ``results`` holds ``(content, error, truncated)`` of the calls that finished, in order. ``state`` is the
+    ``results`` holds ``(content, error, truncated)`` of the calls that finished, in order, and
+    ``snapshots`` the pickled state at each ``None`` marker of the call list. ``state`` is the
     new pickled state when every call finished and the state came back. Otherwise ``failed_at`` is the
     index of the call that did not finish and ``failure`` says why: ``"timeout"`` (killed after its
     deadline), ``"crash"`` (the worker died, e.g. killed by the kernel) or ``"state"`` (the state could not
@@ -94,6 +96,7 @@ class RunOutcome:
     """
 
     results: list[tuple[str, bool, bool]] = field(default_factory=list)
+    snapshots: list[bytes] = field(default_factory=list)
     state: bytes | None = None
     failed_at: int | None = None
     failure: str | None = None
@@ -193,13 +196,25 @@ def _serve_request(conn: Connection, req: tuple) -> None:
         except BaseException as e:  # noqa: BLE001 - e.g. the backend module does not import here
             pending.append(("x", f"the backend state could not be loaded in the worker process ({type(e).__name__}: {e})"))
             return
-        for k, (idx, method, kwargs) in enumerate(calls):
-            if k:
+        started = False
+        new = None
+        for item in calls:
+            try:
+                if item is None:  # a snapshot marker
+                    new = new or pickle.dumps(instances, _PICKLE)
+                    pending.append(("c", new))
+                    continue
+            except BaseException as e:  # noqa: BLE001
+                pending.append(("x", f"the backend state could not be pickled ({type(e).__name__}: {e})"))
+                return
+            if started:
                 conn.send_bytes(pickle.dumps(pending, _PICKLE))
                 pending = []
+            started, new = True, None
+            idx, method, kwargs = item
             pending.append(("r", *_run_one(instances[idx], method, kwargs, limits)))
         try:
-            new = pickle.dumps(instances, _PICKLE)
+            new = new or pickle.dumps(instances, _PICKLE)
         except BaseException as e:  # noqa: BLE001
             pending.append(("x", f"the backend state could not be pickled ({type(e).__name__}: {e})"))
             return
@@ -520,6 +535,8 @@ class ProcessPool:
         for kind, *rest in pickle.loads(msg):
             if kind == "r":
                 out.results.append(tuple(rest))
+            elif kind == "c":
+                out.snapshots.append(rest[0])
             elif kind == "s":
                 out.state = rest[0]
                 return True
