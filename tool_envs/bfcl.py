@@ -191,7 +191,8 @@ def bfcl_entry_to_task(entry: dict, answer: dict) -> Task:
     return Task(
         id=entry["id"],
         envs=[bfcl_env_name(c) for c in classes],
-        initial_state={c: entry["initial_config"].get(c, {}) for c in entry["initial_config"]},
+        # BFCL instantiates only the involved classes; a few entries carry configs of others (ignored there too)
+        initial_state={c: entry["initial_config"].get(c, {}) for c in entry["initial_config"] if c in classes},
         turns=turns,
         ground_truth={"calls": gt, "final_state": None},
         missed_functions=missed,

@@ -345,9 +345,9 @@ def backend_problems(backend: BackendSpec, tools: list[dict], source: str) -> li
     """
     try:
         cls = backend.load_class()
-    except (ImportError, AttributeError) as e:
+    except Exception as e:  # noqa: BLE001 - importing user code can raise anything; report it as a schema problem
         where = f" (looked in {backend.base_dir}, next to the schema file, then on sys.path)" if backend.base_dir else ""
-        return [SchemaError(source, "$.backend.class", f"cannot import {backend.class_path!r}{where}: {e}",
+        return [SchemaError(source, "$.backend.class", f"cannot import {backend.class_path!r}{where}: {type(e).__name__}: {e}",
                             "put the module next to the schema file (e.g. backend.py with `class: backend.MyApp`), "
                             "or install your package and give its dotted path, e.g. mypkg.mymodule.MyApp")]
     if not isinstance(cls, type):
