@@ -84,7 +84,10 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, inp: TextIO | None = None) 
     if args.policy == "oracle":
         if not args.tasks:
             raise CliError("--policy oracle plays a task's ground truth: give --tasks FILE (and --task-id ID)")
-        return _play_oracle(env, _pick_task(args), out)
+        from tool_envs.registry import env_for_task
+
+        task = _pick_task(args)
+        return _play_oracle(env_for_task(task) if task.envs else env, task, out)  # all the environments it names
     task = None
     if args.tasks:
         task = _pick_task(args)
