@@ -547,42 +547,59 @@ class ProcessPool:
 
     def run(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None) -> RunOutcome:
         """Run ``calls`` on ``blob`` in a worker, blocking this thread; each call gets ``timeout`` seconds."""
-        worker = self._acquire()
-        out = RunOutcome()
-        try:
-            worker.conn.send_bytes(self._request(worker, blob, calls, limits))
-            while True:
-                if timeout is not None and not worker.poller.poll(timeout * 1000.0):
-                    return self._fail(worker, out, "timeout")
-                if self._absorb(out, worker.conn.recv_bytes()):
-                    break
-        except (EOFError, OSError):
-            return self._fail(worker, out, "crash")
-        except BaseException:
-            self._discard(worker)  # e.g. KeyboardInterrupt mid-request: the worker's state is unknown
-            raise
-        self._release(worker)
-        return out
+        for attempt in range(self.max_workers + 1):  # every idle worker may have died meanwhile
+            worker = self._acquire()
+            out = RunOutcome()
+            try:
+                if not self._send(worker, blob, calls, limits, retry=attempt < self.max_workers):
+                    continue
+                while True:
+                    if timeout is not None and not worker.poller.poll(timeout * 1000.0):
+                        return self._fail(worker, out, "timeout")
+                    if self._absorb(out, worker.conn.recv_bytes()):
+                        break
+            except (EOFError, OSError):
+                return self._fail(worker, out, "crash")
+            except BaseException:
+                self._discard(worker)  # e.g. KeyboardInterrupt mid-request: the worker's state is unknown
+                raise
+            self._release(worker)
+            return out
+        raise AssertionError("unreachable: the last attempt never retries")
 
     async def arun(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None) -> RunOutcome:
         """Like :meth:`run`, but waits on the worker's socket with the running event loop."""
         loop = asyncio.get_running_loop()
-        worker = await self._aacquire()
-        out = RunOutcome()
+        for attempt in range(self.max_workers + 1):  # every idle worker may have died meanwhile
+            worker = await self._aacquire()
+            out = RunOutcome()
+            try:
+                if not self._send(worker, blob, calls, limits, retry=attempt < self.max_workers):
+                    continue
+                while True:
+                    if not worker.poller.poll(0) and not await _readable(loop, worker.conn.fileno(), timeout):
+                        return self._fail(worker, out, "timeout")
+                    if self._absorb(out, worker.conn.recv_bytes()):
+                        break
+            except (EOFError, OSError):
+                return self._fail(worker, out, "crash")
+            except BaseException:
+                self._discard(worker)  # cancelled mid-request: the reply would confuse the next user
+                raise
+            self._release(worker)
+            return out
+        raise AssertionError("unreachable: the last attempt never retries")
+
+    def _send(self, worker: _Worker, blob: bytes, calls: list, limits: CallLimits, retry: bool) -> bool:
+        """Send the request; False (worker discarded) if an idle worker had died meanwhile and ``retry``."""
         try:
             worker.conn.send_bytes(self._request(worker, blob, calls, limits))
-            while True:
-                if not worker.poller.poll(0) and not await _readable(loop, worker.conn.fileno(), timeout):
-                    return self._fail(worker, out, "timeout")
-                if self._absorb(out, worker.conn.recv_bytes()):
-                    break
-        except (EOFError, OSError):
-            return self._fail(worker, out, "crash")
-        except BaseException:
-            self._discard(worker)  # cancelled mid-request: the reply would confuse the next user
-            raise
-        self._release(worker)
-        return out
+            return True
+        except OSError:
+            if not retry:
+                raise
+            self._discard(worker)
+            return False
 
     def _fail(self, worker: _Worker, out: RunOutcome, why: str) -> RunOutcome:
         self._discard(worker)

@@ -277,3 +277,23 @@ def test_pool_shutdown_leaves_no_process(lab):
     time.sleep(0.2)
     assert not _children(zygote) and not os.path.exists(f"/proc/{zygote}")
     assert not env.new_episode().execute([ToolCall("note", {"text": "y"})])[0].error  # a new pool starts on demand
+
+
+def test_a_worker_that_died_while_idle_is_replaced_transparently(lab):
+    import signal
+
+    env = lab("process", call_timeout_s=10)
+    ep = env.new_episode()
+    assert not ep.execute([ToolCall("note", {"text": "a"})])[0].error
+
+    async def busy():  # several idle workers afterwards
+        await asyncio.gather(*[env.new_episode().aexecute([ToolCall("nap", {"seconds": 0.3})]) for _ in range(4)])
+
+    asyncio.run(busy())
+    pool = process_pool(executor_config().process_workers)
+    assert len(pool.worker_pids()) >= 4
+    for pid in pool.worker_pids():
+        os.kill(pid, signal.SIGKILL)  # e.g. the kernel's OOM killer
+    time.sleep(0.2)
+    r = ep.execute([ToolCall("note", {"text": "b"})])[0]
+    assert not r.error and json.loads(r.content) == {"log": ["a", "b"]}
