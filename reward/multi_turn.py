@@ -250,7 +250,7 @@ class _Recorded:
         turns = getattr(trajectory, "turns", None)
         if not snaps or turns is None or len(snaps) != len(turns) or any(s is None for s in snaps):
             return None
-        if getattr(getattr(trajectory, "episode", None), "env", None) is None:
+        if not hasattr(getattr(getattr(trajectory, "episode", None), "env", None), "backends_from_snapshot"):
             return None
         results = [[[r.content for r in step.results] for step in turn if step.calls] for turn in turns]
         return cls(trajectory.episode.env, results, list(snaps), trajectory.final_state)

@@ -149,7 +149,7 @@ def hang_bench(tasks, timeout: float, hang: str | None, specs: dict) -> float:
     async def one(task, script_task):
         env = env_of(task)
         return await run_episode(tokenizer=tok, env=env, task=task, generate=oracle_generate(tok, script_task),
-                                 config=oracle_runner_config(env))
+                                 config=oracle_runner_config())
 
     runs = []
     for i, task in enumerate(tasks):

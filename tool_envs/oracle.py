@@ -112,7 +112,7 @@ class OracleRun:
     reward: Any
 
 
-def oracle_runner_config(env: Any, tool_format: str = "hermes") -> Any:
+def oracle_runner_config(tool_format: str = "hermes") -> Any:
     """Runner limits for oracle replays: the environment's own limits, no token budget in the way."""
     from tool_envs.runner import RunnerConfig
 
@@ -129,7 +129,7 @@ async def arun_oracle(task: Task, env: Any = None, tokenizer: Any = None, config
 
     env = env if env is not None else env_for_task(task)
     tokenizer = tokenizer or TextTokenizer()
-    config = config or oracle_runner_config(env)
+    config = config or oracle_runner_config()
     traj = await run_episode(tokenizer=tokenizer, env=env, task=task, generate=oracle_generate(tokenizer, task, config.tool_format),
                              config=config, renderer=renderer)
     return OracleRun(task, traj, score_episode(traj, task, config=reward_config))
