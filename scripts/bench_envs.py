@@ -16,8 +16,8 @@ bfcl, isolated <= 2.0x bfcl.
 
 Hang test: 256 BFCL ground-truth episodes run concurrently through the episode runner (isolated, call
 timeout --timeout), once as they are and once with one episode's first call replaced by a call that never
-returns. Goal: ``with_hang_s <= 1.1 * max(no_hang_s, timeout_s)``: the hung call costs its episode the
-timeout and nobody else anything. ``hang=sleep`` blocks without using CPU (a tool waiting on a dead
+returns (best of --hang-repeats interleaved runs each). Goal: ``with_hang_s <= 1.1 * max(no_hang_s,
+timeout_s)``: the hung call costs its episode the timeout and nobody else anything. ``hang=sleep`` blocks without using CPU (a tool waiting on a dead
 server); ``hang=cpu`` is MathAPI's ``power(10, 10**9)``, which also takes a core away from everyone until it
 is killed, so it is shown for information.
 
@@ -170,9 +170,9 @@ def hang_bench(tasks, timeout: float, hang: str | None, specs: dict) -> float:
     t0 = time.perf_counter()
     trajs = asyncio.run(main())
     elapsed = time.perf_counter() - t0
-    if hang:
+    if hang:  # stopped at its timeout (the cpu hang possibly by its CPU-time or memory limit first)
         first = trajs[0].turns[0][0].results[0]
-        assert first.error and "did not finish" in first.content, first.content
+        assert first.error and "Error during execution: the call" in first.content, first.content
     return elapsed
 
 
@@ -182,6 +182,7 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", default="idle,load", help="comma list of idle,load")
     ap.add_argument("--timeout", type=float, default=2.0, help="call timeout of the hang test")
     ap.add_argument("--episodes", type=int, default=256)
+    ap.add_argument("--hang-repeats", type=int, default=2, help="best of this many runs of each hang variant")
     args = ap.parse_args(argv)
     tasks = load_bfcl_tasks()
     gt = [task.metadata["gt_strings"] for task in tasks]
@@ -212,9 +213,13 @@ def main(argv=None) -> int:
               f"bfcl: {best['bfcl']:.3f} s  (best of {args.repeats}, {len(both)} entries)")
         print(f"[{name}] ratio_in_process_over_bfcl={r_thread:.3f} (goal <= 1.0)  ratio_isolated_over_bfcl={r_process:.3f} (goal <= 2.0)")
         ok &= r_thread <= 1.0 and r_process <= 2.0
-        no_hang = hang_bench(hang_tasks, args.timeout, None, specs)
+        times: dict = {None: [], "sleep": [], "cpu": []}
+        for _ in range(args.hang_repeats):  # interleaved, so a change in the machine's load hits all three
+            for hang in times:
+                times[hang].append(hang_bench(hang_tasks, args.timeout, hang, specs))
+        no_hang = min(times[None])
         for hang in ("sleep", "cpu"):
-            with_hang = hang_bench(hang_tasks, args.timeout, hang, specs)
+            with_hang = min(times[hang])
             bound = 1.1 * max(no_hang, args.timeout)
             goal = "goal" if hang == "sleep" else "info"
             print(f"[{name}] hang={hang}: {len(hang_tasks)} concurrent episodes, no_hang_s={no_hang:.2f} with_hang_s={with_hang:.2f} "

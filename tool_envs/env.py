@@ -7,7 +7,6 @@ outputs all come back as :class:`~tool_envs.types.ToolResult` values.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import enum
 import functools
@@ -22,13 +21,14 @@ from tool_envs.executor import (
     WATCHDOG,
     ArgumentError,
     ToolValidator,
+    copy_state,
     executor_config,
     fresh_copy,
     run_in_thread,
     stringify_result,
     truncate,
 )
-from tool_envs.procpool import CallLimits, RunOutcome, process_pool
+from tool_envs.procpool import CallLimits, RunOutcome, load_snapshot, process_pool, public_snapshot
 from tool_envs.parsing import POSITIONAL_ARGS_KEY, ToolCallParseError, bind_positional
 from tool_envs.schema import EnvSpec, Limits
 from tool_envs.types import ToolCall, ToolResult
@@ -138,7 +138,7 @@ class ToolEnv:
 
     def backends_from_snapshot(self, snapshot: bytes) -> dict[str, Any]:
         """Backend instances (keyed like :attr:`Episode.backends`) from :meth:`Episode.snapshot` bytes."""
-        live = pickle.loads(snapshot)
+        live = load_snapshot(snapshot)
         return {key: live[i] for key, i in self.backend_keys}
 
     @functools.cached_property
@@ -210,7 +210,7 @@ class Episode:
             b = spec.backend
             if b.init_method and not b.stateless:
                 kwargs = {"long_context": view.long_context} if "long_context" in b.init_options else {}
-                getattr(instance, b.init_method)(copy.deepcopy(init_state or {}), **kwargs)
+                getattr(instance, b.init_method)(copy_state(init_state or {}), **kwargs)
             self._instances.append(instance)
             self._replay.append(None)
         self._hidden = set(view.hidden) & set(env._owner)
@@ -434,7 +434,7 @@ class Episode:
         out = pool.run(req[0], req[1], self._call_limits(), self.limits.call_timeout_s)
         fix = self._after_failure(req, out)
         if fix is not None:
-            self._settle(pool.run(req[0], fix, self._call_limits(), self.limits.call_timeout_s))
+            self._settle(pool.run(req[0], fix, self._call_limits(), self.limits.call_timeout_s), out)
         return out
 
     async def _pool_arun(self, items: list) -> "RunOutcome | str":
@@ -445,14 +445,15 @@ class Episode:
         out = await pool.arun(req[0], req[1], self._call_limits(), self.limits.call_timeout_s)
         fix = self._after_failure(req, out)
         if fix is not None:
-            self._settle(await pool.arun(req[0], fix, self._call_limits(), self.limits.call_timeout_s))
+            self._settle(await pool.arun(req[0], fix, self._call_limits(), self.limits.call_timeout_s), out)
         return out
 
     def _after_failure(self, req: tuple[bytes, list], out: RunOutcome) -> list | None:
         """Adopt the new state; after a kill, the calls to replay from the old state (None: nothing to do).
 
         A call that timed out or crashed its worker has no effect: the episode continues from the state
-        after the message's earlier calls, rebuilt by replaying them on the state from before the request.
+        after the message's earlier calls, rebuilt by replaying them on the state from before the request
+        (their results come from that replay too: a killed worker sends nothing back).
         """
         if out.state is not None:
             self._set_blob(out.state)
@@ -462,11 +463,13 @@ class Episode:
             return None
         return req[1][: out.failed_at] or None
 
-    def _settle(self, replay: RunOutcome) -> None:
+    def _settle(self, replay: RunOutcome, out: RunOutcome) -> None:
         if replay.state is not None:
             self._set_blob(replay.state)
+            out.results = replay.results
         else:
             self.broken = "the episode's state could not be rebuilt after a stopped call; this episode can no longer run tools"
+            out.results = [(f"{ERROR_PREFIX}{self.broken}", True, False)] * out.failed_at
 
     def _apply_process(self, items: list, out: "RunOutcome | str") -> list[ToolResult]:
         results: list[ToolResult] = []
@@ -519,13 +522,14 @@ class Episode:
     def snapshot(self) -> bytes | None:
         """The backend state as bytes, for recording (``None`` if it cannot be pickled).
 
-        :meth:`ToolEnv.backends_from_snapshot` turns it back into instances; in process isolation this is
-        the state the episode already holds, so recording costs nothing.
+        :meth:`ToolEnv.backends_from_snapshot` turns it back into instances. In process isolation this is
+        the state the episode already holds, so recording costs nothing; in-process it is the backends'
+        public attributes (what state checks and :meth:`state` read), cheaper than the whole instances.
         """
         try:
             if self.isolation == "process":
                 return self._state_blob()
-            return pickle.dumps(self._live(), pickle.HIGHEST_PROTOCOL)
+            return public_snapshot(self._live())
         except Exception:  # noqa: BLE001 - unpicklable user state: the reward replays instead
             return None
 

@@ -13,6 +13,7 @@ rounded or dropped, and values that are already right are left alone.
 from __future__ import annotations
 
 import asyncio
+import copy
 import ctypes
 import json
 import math
@@ -69,6 +70,23 @@ def fresh_copy(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [fresh_copy(v) for v in value]
     return value
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def copy_state(value: Any) -> Any:
+    """A deep copy of a task's initial state: JSON values are copied directly (several times faster than
+    ``copy.deepcopy``, which matters with one or two episodes per task and step), anything else by
+    ``copy.deepcopy``."""
+    t = type(value)
+    if t is dict:
+        return {k: copy_state(v) for k, v in value.items()}
+    if t is list:
+        return [copy_state(v) for v in value]
+    if t in _ATOMS:
+        return value
+    return copy.deepcopy(value)
 
 
 def _coerce(value: Any, schema: Any) -> Any:

@@ -27,14 +27,14 @@ Design (documented for users in ``tool_envs/README.md``):
 
 Wire protocol (``multiprocessing.connection`` framing over a Unix socket, pickled)::
 
-    request  ("run", sys_path | None, state_blob, [(instance_index, method, kwargs) | None, ...], limits)
-    replies  lists of ("r", content, error, truncated)   one per call, in order
-                      ("c", state_blob)                  at each None marker (a snapshot)
+    request  ("run", number, sys_path | None, state_blob, [(instance_index, method, kwargs) | None, ...], limits)
+    reply    a list of ("r", content, error, truncated)  one per call, in order
+                      ("c", snapshot)                    at each None marker (``public_snapshot``)
                       ("s", new_state_blob)              after the last call
                       ("x", message)                     the state could not be loaded or saved
 
-The worker sends the results so far just before it starts the next call, so the trainer restarts the
-deadline per call, and a one-call request costs one reply.
+Each request costs one reply message. The deadline still applies per call: the worker marks the start of
+every call on a shared-memory board (:class:`_Progress`), which the trainer reads when a wait times out.
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ import atexit
 import collections
 import ctypes
 import math
+import mmap
 import os
 import pickle
 import select
@@ -101,6 +102,38 @@ class RunOutcome:
     failed_at: int | None = None
     failure: str | None = None
     message: str = ""
+
+
+# ====================================================================================== snapshots
+
+
+def public_snapshot(instances: list[Any]) -> bytes:
+    """Pickled ``(class, public attributes)`` of each backend: all that state checks read (BFCL's
+    ``state_checker``, ``Episode.state()``), without private attributes such as a ``random.Random``.
+    Instances that cannot be rebuilt from their ``__dict__`` are pickled whole."""
+    parts = []
+    for inst in instances:
+        if inst is None or type(inst).__new__ is not object.__new__ or not hasattr(inst, "__dict__"):
+            parts.append(("whole", inst))
+        else:
+            parts.append(("public", type(inst), {k: v for k, v in vars(inst).items() if not k.startswith("_")}))
+    return pickle.dumps(("snapshot", parts), _PICKLE)
+
+
+def load_snapshot(blob: bytes) -> list[Any]:
+    """Instances from :func:`public_snapshot` bytes or from a pickled instance list (a process episode's state)."""
+    data = pickle.loads(blob)
+    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == "snapshot"):
+        return data
+    out = []
+    for part in data[1]:
+        if part[0] == "whole":
+            out.append(part[1])
+        else:
+            inst = object.__new__(part[1])
+            inst.__dict__.update(part[2])
+            out.append(inst)
+    return out
 
 
 # ====================================================================================== worker side
@@ -182,62 +215,80 @@ def _disarm_cpu() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
 
-def _serve_request(conn: Connection, req: tuple) -> None:
-    """Run one request. Replies go out in batches: the results so far are sent just before the next call
-    starts (so the trainer can restart that call's deadline) and together with the final state."""
-    _, sys_path, blob, calls, limits = req
+class _Progress:
+    """A 24-byte shared-memory board (a memfd, mapped by the trainer and one worker): ``(request number,
+    index of the call running, monotonic time it started)``. The worker writes it before every call; the
+    trainer reads it when a wait times out, to restart the deadline per call without a message per call."""
+
+    FORMAT = struct.Struct("<qqd")
+
+    def __init__(self, fd: int):
+        self.map = mmap.mmap(fd, self.FORMAT.size)
+
+    def write(self, request: int, index: int) -> None:
+        self.FORMAT.pack_into(self.map, 0, request, index, time.monotonic())
+
+    def read(self) -> tuple[int, int, float]:
+        return self.FORMAT.unpack_from(self.map, 0)
+
+
+def _serve_request(conn: Connection, req: tuple, progress: _Progress) -> None:
+    """Run one request and send every reply in one message (the progress board marks each call's start)."""
+    _, number, sys_path, blob, calls, limits = req
+    progress.write(number, -1)
     if sys_path is not None:
         sys.path[:] = list(sys_path)
-    pending: list[tuple] = []
+    replies: list[tuple] = []
     try:
         _set_limits(limits)
         try:
             instances = pickle.loads(blob)
         except BaseException as e:  # noqa: BLE001 - e.g. the backend module does not import here
-            pending.append(("x", f"the backend state could not be loaded in the worker process ({type(e).__name__}: {e})"))
+            replies.append(("x", f"the backend state could not be loaded in the worker process ({type(e).__name__}: {e})"))
             return
-        started = False
-        new = None
+        snap = None
+        k = 0
         for item in calls:
-            try:
-                if item is None:  # a snapshot marker
-                    new = new or pickle.dumps(instances, _PICKLE)
-                    pending.append(("c", new))
-                    continue
-            except BaseException as e:  # noqa: BLE001
-                pending.append(("x", f"the backend state could not be pickled ({type(e).__name__}: {e})"))
-                return
-            if started:
-                conn.send_bytes(pickle.dumps(pending, _PICKLE))
-                pending = []
-            started, new = True, None
+            if item is None:  # a snapshot marker
+                try:
+                    snap = snap or public_snapshot(instances)
+                except BaseException as e:  # noqa: BLE001
+                    replies.append(("x", f"the backend state could not be pickled ({type(e).__name__}: {e})"))
+                    return
+                replies.append(("c", snap))
+                continue
+            progress.write(number, k)
+            snap = None
             idx, method, kwargs = item
-            pending.append(("r", *_run_one(instances[idx], method, kwargs, limits)))
+            replies.append(("r", *_run_one(instances[idx], method, kwargs, limits)))
+            k += 1
+        progress.write(number, k)  # saving the state: a last deadline for backends that pickle slowly
         try:
-            new = new or pickle.dumps(instances, _PICKLE)
+            new = pickle.dumps(instances, _PICKLE)
         except BaseException as e:  # noqa: BLE001
-            pending.append(("x", f"the backend state could not be pickled ({type(e).__name__}: {e})"))
+            replies.append(("x", f"the backend state could not be pickled ({type(e).__name__}: {e})"))
             return
         if len(new) > limits.max_state_bytes:
-            pending.append(("x", f"the backend state grew to {len(new)} bytes, beyond the limit of {limits.max_state_bytes}"))
+            replies.append(("x", f"the backend state grew to {len(new)} bytes, beyond the limit of {limits.max_state_bytes}"))
             return
-        pending.append(("s", new))
+        replies.append(("s", new))
     finally:
         _clear_limits()
-        if pending and pending[-1][0] in "sx":
-            conn.send_bytes(pickle.dumps(pending, _PICKLE))
+        conn.send_bytes(pickle.dumps(replies, _PICKLE))
 
 
-def _worker_main(fd: int) -> None:
+def _worker_main(fd: int, progress_fd: int) -> None:
     signal.signal(signal.SIGXCPU, _on_sigxcpu)
     conn = Connection(fd)
+    progress = _Progress(progress_fd)
+    os.close(progress_fd)
     while True:
         try:
             msg = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the trainer went away
         try:
-            _serve_request(conn, pickle.loads(msg))
+            _serve_request(conn, pickle.loads(msg), progress)
         except (BrokenPipeError, ConnectionResetError):
             return
         except _CpuLimitExceeded:  # a late SIGXCPU outside a call: the limit is cleared again by now
@@ -258,7 +309,7 @@ def zygote_main(fd: int) -> None:
     """Serve fork and preload requests on socket ``fd`` until the trainer closes it.
 
     A request is a 1-byte kind, a 4-byte payload length and the payload; a fork request carries the worker's
-    socket as an ``SCM_RIGHTS`` file descriptor and is answered with the worker's pid.
+    socket and its progress board as ``SCM_RIGHTS`` file descriptors and is answered with the worker's pid.
     """
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps killed workers: no zombies
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the trainer's business
@@ -268,7 +319,7 @@ def zygote_main(fd: int) -> None:
     sock.sendall(b"R")
     while True:
         try:
-            head, fds, _, _ = socket.recv_fds(sock, 5, 1)
+            head, fds, _, _ = socket.recv_fds(sock, 5, 2)
             if not head:
                 return  # EOF: the trainer closed the pool or died
             head += _recv_exact(sock, 5 - len(head))
@@ -287,7 +338,7 @@ def zygote_main(fd: int) -> None:
                 except BaseException:  # noqa: BLE001 - the worker reports import errors per request
                     pass
             sock.sendall(b"K")
-        elif kind == b"F" and fds:
+        elif kind == b"F" and len(fds) == 2:
             pid = os.fork()
             if pid == 0:
                 try:
@@ -296,10 +347,11 @@ def zygote_main(fd: int) -> None:
                     libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
                     if os.getppid() != me:
                         os._exit(0)
-                    _worker_main(fds[0])
+                    _worker_main(fds[0], fds[1])
                 finally:
                     os._exit(0)
-            os.close(fds[0])
+            for fd in fds:
+                os.close(fd)
             sock.sendall(struct.pack("<i", pid))
         else:
             return
@@ -313,25 +365,30 @@ def _zygote_message(kind: bytes, payload: bytes = b"") -> bytes:
 
 
 class _Worker:
-    __slots__ = ("pid", "pidfd", "conn", "sys_path", "poller")
+    __slots__ = ("pid", "pidfd", "conn", "sys_path", "poller", "progress", "requests")
 
-    def __init__(self, pid: int, conn: Connection):
-        self.pid, self.conn, self.sys_path = pid, conn, None
+    def __init__(self, pid: int, conn: Connection, progress: _Progress):
+        self.pid, self.conn, self.sys_path, self.progress, self.requests = pid, conn, None, progress, 0
         self.pidfd = os.pidfd_open(pid)
         self.poller = select.poll()
         self.poller.register(conn.fileno(), select.POLLIN)
 
+    def deadline(self, number: int, sent: float, timeout: float) -> tuple[float, int]:
+        """When the running call of request ``number`` overruns, and its index (-1: not started yet)."""
+        req, index, started = self.progress.read()
+        return (started + timeout, index) if req == number else (sent + timeout, -1)
+
     def kill(self) -> None:
-        """SIGKILL through the pidfd (never hits a recycled pid) and wait briefly until it is gone."""
+        """SIGKILL through the pidfd (never hits a recycled pid). Not waited for: the zygote's kernel reaps
+        it, and waiting could block an event loop while a loaded machine schedules the exit."""
         try:
             signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
-            select.select([self.pidfd], [], [], 2.0)  # readable once the process has exited
         except (ProcessLookupError, OSError):
             pass
         self.close()
 
     def close(self) -> None:
-        for closer in (self.conn.close, lambda: os.close(self.pidfd)):
+        for closer in (self.conn.close, lambda: os.close(self.pidfd), self.progress.map.close):
             try:
                 closer()
             except OSError:
@@ -359,13 +416,17 @@ class _Zygote:
 
     def fork(self) -> _Worker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        board = os.memfd_create("tool-env-progress", os.MFD_CLOEXEC)
         try:
+            os.ftruncate(board, _Progress.FORMAT.size)
+            progress = _Progress(board)
             with self.lock:
-                socket.send_fds(self.sock, [_zygote_message(b"F")], [theirs.fileno()])
+                socket.send_fds(self.sock, [_zygote_message(b"F")], [theirs.fileno(), board])
                 pid = struct.unpack("<i", _recv_exact(self.sock, 4))[0]
         finally:
             theirs.close()
-        return _Worker(pid, Connection(ours.detach()))
+            os.close(board)
+        return _Worker(pid, Connection(ours.detach()), progress)
 
     def preload(self, modules: list[str]) -> None:
         with self.lock:
@@ -527,11 +588,12 @@ class ProcessPool:
         path = tuple(sys.path)
         send_path = None if path == worker.sys_path else path
         worker.sys_path = path
-        return pickle.dumps(("run", send_path, blob, calls, limits), _PICKLE)
+        worker.requests += 1
+        return pickle.dumps(("run", worker.requests, send_path, blob, calls, limits), _PICKLE)
 
     @staticmethod
-    def _absorb(out: RunOutcome, msg: bytes) -> bool:
-        """Add one batch of replies to ``out``; True when the request is complete."""
+    def _absorb(out: RunOutcome, msg: bytes) -> None:
+        """Read the request's replies into ``out``."""
         for kind, *rest in pickle.loads(msg):
             if kind == "r":
                 out.results.append(tuple(rest))
@@ -539,11 +601,8 @@ class ProcessPool:
                 out.snapshots.append(rest[0])
             elif kind == "s":
                 out.state = rest[0]
-                return True
             else:
                 out.failed_at, out.failure, out.message = len(out.results), "state", rest[0]
-                return True
-        return False
 
     def run(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None) -> RunOutcome:
         """Run ``calls`` on ``blob`` in a worker, blocking this thread; each call gets ``timeout`` seconds."""
@@ -553,13 +612,16 @@ class ProcessPool:
             try:
                 if not self._send(worker, blob, calls, limits, retry=attempt < self.max_workers):
                     continue
-                while True:
-                    if timeout is not None and not worker.poller.poll(timeout * 1000.0):
-                        return self._fail(worker, out, "timeout")
-                    if self._absorb(out, worker.conn.recv_bytes()):
-                        break
+                sent = time.monotonic()
+                while timeout is not None and not worker.poller.poll(0):
+                    deadline, index = worker.deadline(worker.requests, sent, timeout)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return self._fail(worker, out, "timeout", index)
+                    worker.poller.poll(left * 1000.0)
+                self._absorb(out, worker.conn.recv_bytes())
             except (EOFError, OSError):
-                return self._fail(worker, out, "crash")
+                return self._fail(worker, out, "crash", worker.deadline(worker.requests, 0.0, 0.0)[1])
             except BaseException:
                 self._discard(worker)  # e.g. KeyboardInterrupt mid-request: the worker's state is unknown
                 raise
@@ -576,13 +638,19 @@ class ProcessPool:
             try:
                 if not self._send(worker, blob, calls, limits, retry=attempt < self.max_workers):
                     continue
-                while True:
-                    if not worker.poller.poll(0) and not await _readable(loop, worker.conn.fileno(), timeout):
-                        return self._fail(worker, out, "timeout")
-                    if self._absorb(out, worker.conn.recv_bytes()):
-                        break
+                sent = time.monotonic()
+                while not worker.poller.poll(0):
+                    if timeout is None:
+                        await _readable(loop, worker.conn.fileno(), None)
+                        continue
+                    deadline, index = worker.deadline(worker.requests, sent, timeout)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return self._fail(worker, out, "timeout", index)
+                    await _readable(loop, worker.conn.fileno(), left)
+                self._absorb(out, worker.conn.recv_bytes())
             except (EOFError, OSError):
-                return self._fail(worker, out, "crash")
+                return self._fail(worker, out, "crash", worker.deadline(worker.requests, 0.0, 0.0)[1])
             except BaseException:
                 self._discard(worker)  # cancelled mid-request: the reply would confuse the next user
                 raise
@@ -601,9 +669,10 @@ class ProcessPool:
             self._discard(worker)
             return False
 
-    def _fail(self, worker: _Worker, out: RunOutcome, why: str) -> RunOutcome:
+    def _fail(self, worker: _Worker, out: RunOutcome, why: str, index: int) -> RunOutcome:
+        """The request ended at call ``index`` (-1: before any call): no result came back."""
         self._discard(worker)
-        out.failed_at, out.failure = len(out.results), why
+        out.failed_at, out.failure = max(index, 0), why
         return out
 
     # --- lifecycle -----------------------------------------------------------------------------------
