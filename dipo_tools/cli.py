@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -123,11 +124,42 @@ def _cmd_train(args) -> int:
     if args.dry_run:
         print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
         return 0
-    from dipo_tools.engines.local import run_training
+    from dipo_tools.engines.local import TrainingInputError, latest_checkpoint, run_training
 
-    out = run_training(cfg)
-    print(f"[dipo] done: {out['steps']} steps; metrics, checkpoints and plots in {out['output_dir']}")
+    try:
+        out = run_training(cfg)
+    except TrainingInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        ckpt = latest_checkpoint(cfg.trainer.output_dir)
+        where = f"the last checkpoint is {ckpt}" if ckpt else \
+            "no checkpoint was saved yet (set trainer.save_every to save during training)"
+        resume = " ".join(["dipo train --config", args.config, *[o for o in args.overrides if not o.startswith("trainer.resume=")],
+                           "trainer.resume=auto"])
+        print(f"\n[dipo] interrupted: {where}.\n[dipo] resume with: {resume}", file=sys.stderr)
+        return 130
+    print(train_summary(out))
     return 0
+
+
+def train_summary(out: dict) -> str:
+    """What ``dipo train`` says at the end: final reward and success, and where everything was written."""
+    rows = out.get("rows") or []
+    last = {}
+    for r in rows:  # the latest value of every metric
+        last.update({k: v for k, v in r.items() if isinstance(v, (int, float))})
+    lines = [f"[dipo] done: {out['steps']} steps"]
+    for prefix, name in (("train", "training"), ("eval", "held-out")):
+        if f"{prefix}/reward" in last:
+            lines.append(f"[dipo] final {name} reward {last[f'{prefix}/reward']:.3f}, success {last[f'{prefix}/success']:.3f}")
+    lines.append(f"[dipo] metrics: {out.get('metrics')} (TensorBoard logs beside it)")
+    if out.get("plots"):
+        lines.append(f"[dipo] plots: {len(out['plots'])} PNG files in {os.path.dirname(out['plots'][0])}")
+    if out.get("checkpoint"):
+        lines.append(f"[dipo] checkpoint: {out['checkpoint']} (continue with trainer.resume=auto)")
+    lines.append(f"[dipo] final model (Hugging Face format): {out.get('final_model')}")
+    return "\n".join(lines)
 
 
 def _add_demo(sub) -> None:
@@ -159,6 +191,16 @@ def _cmd_demo(args) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        from dipo_tools.demo.run import output_dir_of
+        from dipo_tools.engines.local import latest_checkpoint
+
+        out = output_dir_of(args.config, args.output_dir, args.overrides)
+        ckpts = [c for c in (latest_checkpoint(os.path.join(out, a)) for a in ("dipo", "grpo", "dapo")) if c]
+        where = f"last checkpoints: {', '.join(ckpts)}" if ckpts else "no checkpoint was saved yet"
+        argv = [a for a in sys.argv[1:] if not a.startswith("trainer.resume=")] if sys.argv[1:2] == ["demo"] else ["demo"]
+        print(f"\n[dipo] interrupted: {where}.\n[dipo] resume with: dipo {' '.join(argv)} trainer.resume=auto", file=sys.stderr)
+        return 130
     print(f"[dipo] demo report: {report}")
     return 0
 

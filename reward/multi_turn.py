@@ -227,11 +227,62 @@ def _flat(steps: Sequence[Sequence[ToolCall]]) -> list[ToolCall]:
     return [c for s in steps for c in s]
 
 
+class _Recorded:
+    """The model's side of an episode as the runner recorded it: per turn, the results of the steps that
+    made calls and the backend state at the end of the turn (``Trajectory.turn_snapshots``)."""
+
+    def __init__(self, env: Any, results: list[list[list[str]]], snapshots: list, final_state: Any = None):
+        self.env, self.results, self.snapshots = env, results, snapshots
+        self._final_state = final_state
+        self._cache: tuple[Any, dict] | None = None
+
+    def final_state(self) -> dict:
+        if self._final_state is None:
+            from tool_envs.env import public_state
+
+            self._final_state = {k: public_state(v) for k, v in self.backends(len(self.snapshots) - 1).items()}
+        return self._final_state
+
+    @classmethod
+    def of(cls, trajectory: Any) -> "_Recorded | None":
+        """The recording, or None when the trajectory cannot be scored without replaying it."""
+        snaps = getattr(trajectory, "turn_snapshots", None)
+        turns = getattr(trajectory, "turns", None)
+        if not snaps or turns is None or len(snaps) != len(turns) or any(s is None for s in snaps):
+            return None
+        if not hasattr(getattr(getattr(trajectory, "episode", None), "env", None), "backends_from_snapshot"):
+            return None
+        results = [[[r.content for r in step.results] for step in turn if step.calls] for turn in turns]
+        return cls(trajectory.episode.env, results, list(snaps), trajectory.final_state)
+
+    @classmethod
+    def replay(cls, episode: Any, model_turns: Sequence[Sequence[Sequence[ToolCall]]]) -> "_Recorded | None":
+        """Run the model's calls in ``episode`` in one go (one worker request in process isolation)."""
+        steps = [[list(s) for s in turn if len(s)] for turn in model_turns]
+        results, snaps = episode.execute_turns(steps)
+        if not snaps or any(s is None for s in snaps):
+            return None
+        return cls(episode.env, [[[r.content for r in step] for step in turn] for turn in results], snaps)
+
+    def backends(self, turn: int) -> dict:
+        """Backend instances at the end of ``turn`` (the last recorded turn's for turns never reached)."""
+        snap = self.snapshots[min(turn, len(self.snapshots) - 1)]
+        if self._cache is None or self._cache[0] is not snap:  # consecutive turns often share one snapshot
+            self._cache = (snap, self.env.backends_from_snapshot(snap))
+        return self._cache[1]
+
+
 def _check(
-    task, model_turns: Sequence[Sequence[Sequence[ToolCall]]], granularity: str = "fine", verdict_only: bool = False
+    task, model_turns: Sequence[Sequence[Sequence[ToolCall]]], granularity: str = "fine", verdict_only: bool = False,
+    recorded: _Recorded | None = None,
 ) -> tuple[dict, list[TurnCheck], Any]:
     """Replay model and ground-truth calls turn by turn; ``verdict_only`` stops at the first failing turn
-    and skips the ToolRL call matching (what a pure BFCL check needs, about twice as fast)."""
+    and skips the ToolRL call matching (what a pure BFCL check needs, about twice as fast).
+
+    With ``recorded`` the model's results and states are read from the runner's recording instead of running
+    its calls again (model output may be slow or hostile; the ground truth is trusted and runs in-process).
+    Returns ``(verdict, per_turn, final_state)`` where ``final_state()`` gives the model's final
+    ``Episode.state()``."""
     from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker, state_checker
 
     from tool_envs.registry import env_for_task
@@ -240,10 +291,14 @@ def _check(
     if gt_turns is None:
         gt_turns = []
     env = env_for_task(task)
-    model_ep, gt_ep = env.new_episode(task), env.new_episode(task)
+    gt_ep = env.new_episode(task, isolation="thread")
     # BFCL's executor runs held-out (miss_func) functions too; the verdict must be BFCL's.
-    model_ep.reveal()
     gt_ep.reveal()
+    if recorded is None:
+        model_ep = env.new_episode(task)
+        model_ep.reveal()
+        if model_ep.isolation == "process" and model_turns:  # one worker round trip instead of one per step
+            recorded = _Recorded.replay(model_ep, model_turns)
 
     verdict: dict = {"valid": True}
     if len(model_turns) != len(gt_turns) and task.gt_calls is not None:
@@ -262,8 +317,12 @@ def _check(
         reached = t < len(model_turns)
         # BFCL drops steps that decode to no call before checking.
         steps = [list(s) for s in model_turns[t] if len(s)] if reached else []
-        for step in steps:
-            all_model_results.extend(r.content for r in model_ep.execute(step))
+        if recorded is None:
+            for step in steps:
+                all_model_results.extend(r.content for r in model_ep.execute(step))
+        elif reached:
+            for step_results in recorded.results[t]:
+                all_model_results.extend(step_results)
         gt_results = [r.content for r in gt_ep.execute(list(gt_calls))]
         flat = _flat(steps)
         tc = TurnCheck(t, checked=bool(gt_calls), reached=reached, num_gt_calls=len(gt_calls), num_model_calls=len(flat))
@@ -274,7 +333,7 @@ def _check(
             first_error = None
             if tc.empty:
                 first_error = {"valid": False, "error_type": EMPTY_TURN, "error_message": f"Model response list is empty for turn {t}"}
-            st = state_checker(model_ep.backends, gt_ep.backends)
+            st = state_checker(model_ep.backends if recorded is None else recorded.backends(t), gt_ep.backends)
             tc.state_ok = bool(st["valid"])
             if not tc.state_ok:
                 diffs = st.get("details", {}).get("differences", {})
@@ -296,19 +355,21 @@ def _check(
         elif reached:
             tc.empty = not steps
         per_turn.append(tc)
-    return verdict, per_turn, model_ep
+    return verdict, per_turn, (model_ep.state if recorded is None else recorded.final_state)
 
 
 def check_turns(
     task_or_entry: Any, model_turn_calls: Sequence[Sequence[Sequence[ToolCall]]], details: bool = True
 ) -> dict:
-    """bfcl-eval's ``multi_turn_checker`` verdict for ``model_turn_calls`` (``[turn][step][call]``).
+    """bfcl-eval's ``multi_turn_checker`` verdict for ``model_turn_calls`` (``[turn][step][call]``, or a
+    runner ``Trajectory``, whose recorded results and states are checked without running its calls again).
 
     Returns ``{"valid", "error_type", "error_message", "per_turn": [TurnCheck.to_dict()...], "details"}``;
     ``error_type`` is None when valid, else BFCL's (``multi_turn:force_terminated``,
     ``multi_turn:empty_turn_model_response``, ``multi_turn:instance_state_mismatch``,
-    ``multi_turn:execution_response_mismatch``) for the first failing turn. The model and ground-truth
-    calls run on fresh episodes of the task's environment; nothing is ``eval``'d. With ``details=False``
+    ``multi_turn:execution_response_mismatch``) for the first failing turn. The model's calls (unless
+    recorded) run on a fresh episode of the task's environment with its isolation, the ground truth on a
+    fresh in-process one; nothing is ``eval``'d. With ``details=False``
     the check stops at the first failing turn and returns no ``per_turn`` list (the fast verdict path).
 
     This is the project's one implementation of BFCL's multi-turn rule: the BFCL harness
@@ -317,11 +378,11 @@ def check_turns(
     task = as_task(task_or_entry)
     if task.gt_calls is None:
         raise ValueError(f"task {task.id!r}: ground_truth.calls is required for a BFCL check (one list per turn)")
-    model_turns, _ = model_turns_from(list(model_turn_calls))
+    model_turns, _ = model_turns_from(model_turn_calls if hasattr(model_turn_calls, "turns") else list(model_turn_calls))
     if len(model_turns) != len(task.gt_calls) and not details:  # bfcl stops before executing anything
         return {"valid": False, "error_type": FORCE_TERMINATED, "per_turn": [], "details": None,
                 "error_message": f"model produced {len(model_turns)} turns, ground truth has {len(task.gt_calls)}"}
-    verdict, per_turn, _ = _check(task, model_turns, verdict_only=not details)
+    verdict, per_turn, _ = _check(task, model_turns, verdict_only=not details, recorded=_Recorded.of(model_turn_calls))
     return {
         "valid": bool(verdict["valid"]),
         "error_type": verdict.get("error_type"),
@@ -370,7 +431,8 @@ def score_episode(trajectory_or_turn_calls: Any, task: Any, config: MultiTurnCon
         )
     model_turns, parse_errors = model_turns_from(trajectory_or_turn_calls)
     try:
-        verdict, per_turn, model_ep = _check(task, model_turns, cfg.granularity)
+        verdict, per_turn, final_state = _check(task, model_turns, cfg.granularity,
+                                                recorded=_Recorded.of(trajectory_or_turn_calls))
     except Exception as exc:  # noqa: BLE001 - a crash here must not stop training; report and score the minimum
         lo = cfg.score_range[0]
         return MultiTurnResult(lo, False, [], False, False, EXECUTION_ERROR, f"{type(exc).__name__}: {exc}"[:300],
@@ -379,7 +441,7 @@ def score_episode(trajectory_or_turn_calls: Any, task: Any, config: MultiTurnCon
     checked = [tc for tc in per_turn if tc.checked]
     final_ok = None
     if task.gt_final_state is not None:
-        final_ok = _final_state_ok(task.gt_final_state, model_ep.state())
+        final_ok = _final_state_ok(task.gt_final_state, final_state())
         if verdict["valid"] and not final_ok:
             verdict = {"valid": False, "error_type": FINAL_STATE_MISMATCH,
                        "error_message": "the episode's final state differs from ground_truth.final_state"}

@@ -12,7 +12,8 @@ See tool_envs/README.md for the schema format, the coercion policy and the "add 
 tutorial.
 """
 from tool_envs.env import Episode, ToolEnv, public_state
-from tool_envs.registry import env_for_task, get_spec, list_envs, load_env, register_env
+from tool_envs.executor import ExecutorConfig, configure_executor
+from tool_envs.registry import env_for_task, env_path, get_spec, list_envs, load_env, register_env, set_env_path
 from tool_envs.schema import EnvSpec, Limits, SchemaError, load_spec, spec_from_mapping
 from tool_envs.tasks import Task, TaskError, load_tasks, save_tasks
 from tool_envs.types import ToolCall, ToolResult
@@ -20,6 +21,7 @@ from tool_envs.types import ToolCall, ToolResult
 __all__ = [
     "EnvSpec",
     "Episode",
+    "ExecutorConfig",
     "Limits",
     "SchemaError",
     "Task",
@@ -27,7 +29,9 @@ __all__ = [
     "ToolCall",
     "ToolEnv",
     "ToolResult",
+    "configure_executor",
     "env_for_task",
+    "env_path",
     "get_spec",
     "list_envs",
     "load_env",
@@ -36,5 +40,6 @@ __all__ = [
     "public_state",
     "register_env",
     "save_tasks",
+    "set_env_path",
     "spec_from_mapping",
 ]

@@ -191,7 +191,8 @@ def bfcl_entry_to_task(entry: dict, answer: dict) -> Task:
     return Task(
         id=entry["id"],
         envs=[bfcl_env_name(c) for c in classes],
-        initial_state={c: entry["initial_config"].get(c, {}) for c in entry["initial_config"]},
+        # BFCL instantiates only the involved classes; a few entries carry configs of others (ignored there too)
+        initial_state={c: entry["initial_config"].get(c, {}) for c in entry["initial_config"] if c in classes},
         turns=turns,
         ground_truth={"calls": gt, "final_state": None},
         missed_functions=missed,
@@ -209,12 +210,12 @@ def load_bfcl_tasks(categories: Sequence[str] = MULTI_TURN_CATEGORIES) -> list[T
 # --- checking ----------------------------------------------------------------------------------------
 
 
-def replay_ground_truth(task: Task) -> tuple[Any, list[list[ToolResult]]]:
+def replay_ground_truth(task: Task, isolation: str | None = None) -> tuple[Any, list[list[ToolResult]]]:
     """Execute the ground-truth calls in a fresh episode, revealing held-out tools at their turn.
 
-    Returns ``(episode, results per turn)``.
+    Returns ``(episode, results per turn)``. ``isolation`` as in ``ToolEnv.new_episode``.
     """
-    ep = env_for_task(task).new_episode(task)
+    ep = env_for_task(task).new_episode(task, isolation=isolation)
     out = []
     for t, calls in enumerate(task.gt_calls or []):
         ep.reveal(task.missed_functions.get(t, []))

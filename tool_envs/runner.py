@@ -158,6 +158,9 @@ class Trajectory:
     messages: list[dict] = field(default_factory=list)
     num_parse_errors: int = 0
     prompt_truncated: bool = False
+    #: ``Episode.snapshot()`` at the end of each entry of ``turns`` (``None`` where the state cannot be
+    #: pickled): the reward checks these states instead of running the model's calls again.
+    turn_snapshots: list = field(default_factory=list)
 
     @property
     def turn_calls(self) -> list[list[ToolCall]]:
@@ -293,6 +296,17 @@ async def run_episode(
         logprobs.extend([0.0] * len(ids))
         messages.extend(new_messages)
 
+    run_calls = getattr(episode, "aexecute", None)
+    snapshots: list = []
+    last_snapshot: list = []  # [(number of calls run, snapshot)]: skip re-pickling an unchanged state
+
+    def snapshot_turn() -> None:
+        if not hasattr(episode, "snapshot"):
+            return
+        if not last_snapshot or last_snapshot[0][0] != n_calls:
+            last_snapshot[:] = [(n_calls, episode.snapshot())]
+        snapshots.append(last_snapshot[0][1])
+
     stop_reason = STOP_DONE
     try:
         for t in range(len(task.turns)):
@@ -301,6 +315,7 @@ async def run_episode(
                 new = turn_messages(t)
                 if not new:  # an empty turn with nothing to reveal: nothing to answer
                     turns.append(steps)
+                    snapshot_turn()
                     continue
                 append_context(new)
             turns.append(steps)
@@ -347,14 +362,20 @@ async def run_episode(
                 if not calls:
                     break  # the model answered: this user turn is over
                 step.calls = list(calls)
-                step.results = episode.execute(calls[:max_calls]) + [
+                run = calls[:max_calls]
+                # Awaited: the calls run on a pool thread or in a worker process, never in the event loop.
+                done = await run_calls(run) if run_calls is not None else episode.execute(run)
+                step.results = done + [
                     ToolResult(c.name, f"Error during execution: call not executed: at most {max_calls} calls per message", error=True)
                     for c in calls[max_calls:]
                 ]
                 n_calls += len(calls)
                 append_context([_tool_message(r) for r in step.results])
+            snapshot_turn()
     except _Stop as s:
         stop_reason = s.reason
+        if len(snapshots) < len(turns):
+            snapshot_turn()
     # Context after the last generated token (tool results, a parse-error message and the next assistant
     # header appended before a limit stopped the episode) is seen by no model turn: drop it from the token
     # streams, which trainers pad to their longest row. The messages, the trace and the state keep it.
@@ -376,4 +397,5 @@ async def run_episode(
         messages=messages,
         num_parse_errors=n_errors,
         prompt_truncated=prompt_truncated,
+        turn_snapshots=snapshots if len(snapshots) == len(turns) else [],
     )

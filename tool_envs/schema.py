@@ -9,8 +9,13 @@ from __future__ import annotations
 import copy
 import functools
 import importlib
+import importlib.abc
+import importlib.machinery
+import inspect
 import json
+import os
 import pathlib
+import sys
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
@@ -42,17 +47,26 @@ class Limits:
             recover from errors; lower bounds rollout length (and cost) on a bad policy.
         max_calls_per_turn: Calls executed from one assistant message; the rest get an error result.
             Protects against a model spamming hundreds of calls in one message.
-        call_timeout_s: Wall-clock limit of one backend call (``None``: run inline, no limit, fastest).
-            A timed-out call cannot be killed (backends are in-process Python): its episode is marked broken
-            and every later call in it returns an error, so a hung backend never stalls training.
+        call_timeout_s: Wall-clock limit of one backend call (``None``: no limit). With ``isolation:
+            process`` an overrunning call's worker is killed and the call has no effect; with ``thread`` the
+            call is interrupted (Python code only) and the episode stops running tools. Too low fails slow but
+            legitimate calls; too high lets one stuck call hold its episode (never the others) that long.
         max_output_chars: Tool output longer than this is cut (and flagged ``truncated``). Lower keeps
             contexts short; BFCL environments use a large value so results stay identical to BFCL's.
+        cpu_time_s: CPU seconds one call may use in a worker process (``isolation: process``; whole seconds,
+            rounded up); the call then fails with an error and the worker lives on. ``None``: the same as
+            ``call_timeout_s``. Matters when calls run long in wall time but should not burn CPU.
+        memory_mb: Memory (address space) one request may add to its worker process (``isolation:
+            process``); beyond it allocations raise ``MemoryError``, which the model sees as the call's error.
+            ``None``: unlimited. Too low fails legitimate calls; the default fits ordinary Python backends.
     """
 
     max_turns: int = 16
     max_calls_per_turn: int = 16
     call_timeout_s: float | None = 10.0
     max_output_chars: int = 8000
+    cpu_time_s: float | None = None
+    memory_mb: int | None = 1024
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> "Limits":
@@ -74,19 +88,23 @@ class BackendSpec:
             task gives none), e.g. BFCL's ``_load_scenario``.
         init_options: Task options forwarded to ``init_method`` as keyword arguments (``long_context``).
         stateless: Never call ``init_method`` (BFCL's MathAPI has none).
+        base_dir: The schema file's folder: a ``class`` whose first module is a file or package in this
+            folder (``backend.Shop`` with ``backend.py`` beside the schema) is imported from there, without
+            any ``PYTHONPATH`` setting (see :func:`import_backend_class`).
     """
 
     class_path: str
     init_method: str | None = None
     init_options: tuple[str, ...] = ()
     stateless: bool = False
+    base_dir: str | None = None
 
     @property
     def class_name(self) -> str:
         return self.class_path.rsplit(".", 1)[1]
 
     def load_class(self) -> type:
-        return _import_class(self.class_path)
+        return import_backend_class(self.class_path, self.base_dir)
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,7 @@ class EnvSpec:
     limits: Limits = field(default_factory=Limits)
     source: str = "<mapping>"
     argument_checking: str = "coerce"
+    isolation: str = "process"
 
     @property
     def tool_names(self) -> list[str]:
@@ -110,6 +129,8 @@ class EnvSpec:
         out: dict[str, Any] = {"name": self.name, "description": self.description}
         if self.argument_checking != "coerce":
             out["argument_checking"] = self.argument_checking
+        if self.isolation != "process":
+            out["isolation"] = self.isolation
         if self.backend is not None:
             b: dict[str, Any] = {"class": self.backend.class_path}
             if self.backend.init_method:
@@ -170,16 +191,22 @@ def _read_file(path: pathlib.Path) -> Any:
         raise SchemaError(str(path), "$", f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({e})", "fix the syntax") from None
 
 
-def load_spec(path: str | pathlib.Path) -> EnvSpec:
-    """Read and validate one schema file."""
+def load_spec(path: str | pathlib.Path, check_backend: bool = True) -> EnvSpec:
+    """Read and validate one schema file (``check_backend``: import the backend and match it to the tools)."""
     path = pathlib.Path(path)
     if path.suffix not in SCHEMA_SUFFIXES:
         raise SchemaError(str(path), "$", f"unsupported file suffix {path.suffix!r}", "use .yaml, .yml or .json")
-    return spec_from_mapping(_read_file(path), source=str(path))
+    return spec_from_mapping(_read_file(path), source=str(path), check_backend=check_backend,
+                             base_dir=path.resolve().parent)
 
 
-def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool = True) -> EnvSpec:
-    """Validate a schema-file mapping and build an :class:`EnvSpec` (errors name ``source``)."""
+def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool = True,
+                      base_dir: str | pathlib.Path | None = None) -> EnvSpec:
+    """Validate a schema-file mapping and build an :class:`EnvSpec` (errors name ``source``).
+
+    ``base_dir`` is where a backend module next to the schema file is looked for (the file's folder when
+    loaded with :func:`load_spec`).
+    """
     if not isinstance(data, dict):
         raise SchemaError(source, "$", f"top level is {type(data).__name__}, not a mapping", "write `name:`, `tools:` ... at the top level")
     errors = sorted(_meta_validator().iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
@@ -222,9 +249,12 @@ def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool 
             init_method=b.get("init_method"),
             init_options=tuple(b.get("init_options", ())),
             stateless=bool(b.get("stateless", False)),
+            base_dir=str(base_dir) if base_dir is not None else None,
         )
         if check_backend:
-            _check_backend(backend, [t["function"]["name"] for t in tools], source)
+            problems = backend_problems(backend, tools, source)
+            if problems:
+                raise problems[0]
     return EnvSpec(
         name=data["name"],
         tools=tuple(tools),
@@ -233,28 +263,131 @@ def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool 
         limits=Limits.from_mapping(data.get("limits")),
         source=source,
         argument_checking=data.get("argument_checking", "coerce"),
+        isolation=data.get("isolation", "process"),
     )
 
 
+# --- backends: import (also from the schema file's folder) and match to the tools ----------------------
+
+#: Package under which backend modules found next to a schema file are imported. Its subpackage
+#: ``d<hex of the folder path>`` has that folder as its ``__path__``, so any process (a worker process
+#: included) can import such a module by name, and two environments' ``backend.py`` never collide.
+LOCAL_PACKAGE = "_tool_envs_local"
+
+
+def local_package(folder: str | pathlib.Path) -> str:
+    """The package name whose modules are the files of ``folder``."""
+    return f"{LOCAL_PACKAGE}.d{os.fsencode(str(folder)).hex()}"
+
+
+class _LocalFinder(importlib.abc.MetaPathFinder):
+    """Finds :data:`LOCAL_PACKAGE` and its per-folder packages (namespace packages over one folder)."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ARG002 - importlib's signature
+        if fullname == LOCAL_PACKAGE:
+            folders: list[str] = []
+        else:
+            head, _, tail = fullname.partition(".")
+            if head != LOCAL_PACKAGE or "." in tail or not tail.startswith("d"):
+                return None
+            try:
+                folder = os.fsdecode(bytes.fromhex(tail[1:]))
+            except ValueError:
+                return None
+            if not os.path.isdir(folder):
+                return None
+            folders = [folder]
+        spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+        spec.submodule_search_locations = folders
+        return spec
+
+
+if not any(isinstance(f, _LocalFinder) for f in sys.meta_path):
+    sys.meta_path.append(_LocalFinder())
+
+
+def _local_module(module_name: str, base_dir: str | None) -> str | None:
+    if not base_dir:
+        return None
+    first = module_name.split(".", 1)[0]
+    folder = pathlib.Path(base_dir)
+    if (folder / f"{first}.py").is_file() or (folder / first / "__init__.py").is_file():
+        return f"{local_package(folder)}.{module_name}"
+    return None
+
+
 @functools.lru_cache(maxsize=None)
-def _import_class(class_path: str) -> type:
+def import_backend_class(class_path: str, base_dir: str | None = None) -> type:
+    """Import ``package.module.Class``; a first module that is a file (or package) in ``base_dir`` is
+    imported from there (as a module of :func:`local_package`), else through the normal import system."""
     module_name, cls_name = class_path.rsplit(".", 1)
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(_local_module(module_name, base_dir) or module_name)
     return getattr(module, cls_name)
 
 
-def _check_backend(backend: BackendSpec, tool_names: list[str], source: str) -> None:
+def _method_params(cls: type, name: str) -> list[inspect.Parameter] | None:
+    """Parameters a call passes to ``cls().name`` (``self`` dropped), or None when unknowable."""
     try:
-        cls = _import_class(backend.class_path)
-    except (ImportError, AttributeError) as e:
-        raise SchemaError(source, "$.backend.class", f"cannot import {backend.class_path!r} ({e})", "give the dotted path of an importable class, e.g. mypkg.mymodule.MyApp") from None
+        params = list(inspect.signature(getattr(cls, name)).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(inspect.getattr_static(cls, name), (staticmethod, classmethod)):
+        params = params[1:]
+    return params
+
+
+def backend_problems(backend: BackendSpec, tools: list[dict], source: str) -> list[SchemaError]:
+    """Every mismatch between the backend class and the tools (empty when they fit).
+
+    Checks that the class imports, that every tool is a public method, and that each tool's parameters
+    match the method's signature: a property the method does not accept, or a required method parameter
+    the schema lacks or leaves optional, would make every such call fail and blame the model for it.
+    """
+    try:
+        cls = backend.load_class()
+    except Exception as e:  # noqa: BLE001 - importing user code can raise anything; report it as a schema problem
+        where = f" (looked in {backend.base_dir}, next to the schema file, then on sys.path)" if backend.base_dir else ""
+        return [SchemaError(source, "$.backend.class", f"cannot import {backend.class_path!r}{where}: {type(e).__name__}: {e}",
+                            "put the module next to the schema file (e.g. backend.py with `class: backend.MyApp`), "
+                            "or install your package and give its dotted path, e.g. mypkg.mymodule.MyApp")]
     if not isinstance(cls, type):
-        raise SchemaError(source, "$.backend.class", f"{backend.class_path!r} is not a class", "point at a class, not a function or module")
+        return [SchemaError(source, "$.backend.class", f"{backend.class_path!r} is not a class", "point at a class, not a function or module")]
+    problems = []
     if backend.init_method and not backend.stateless and not callable(getattr(cls, backend.init_method, None)):
-        raise SchemaError(source, "$.backend.init_method", f"{cls.__name__} has no method {backend.init_method!r}", "name an existing method or drop init_method")
-    for i, name in enumerate(tool_names):
+        problems.append(SchemaError(source, "$.backend.init_method", f"{cls.__name__} has no method {backend.init_method!r}", "name an existing method or drop init_method"))
+    for i, tool in enumerate(tools):
+        fn = tool["function"]
+        name = fn["name"]
+        where = f"$.tools[{i}].function"
         if name.startswith("_") or not callable(getattr(cls, name, None)):
-            raise SchemaError(source, f"$.tools[{i}].function.name", f"backend {cls.__name__} has no public method {name!r}", f"add a method `{name}` to {cls.__name__} or remove the tool")
+            problems.append(SchemaError(source, f"{where}.name", f"backend {cls.__name__} has no public method {name!r}", f"add a method `{name}` to {cls.__name__} or remove the tool"))
+            continue
+        params = _method_params(cls, name)
+        if params is None:
+            continue
+        method = f"{cls.__name__}.{name}"
+        schema = fn.get("parameters") or {}
+        props = list(schema.get("properties") or {})
+        required = set(schema.get("required") or [])
+        by_kw = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        any_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+        for prop in props:
+            if prop not in by_kw and not any_kw:
+                problems.append(SchemaError(source, f"{where}.parameters.properties.{prop}",
+                                            f"{method} does not accept a parameter {prop!r} (it takes: {', '.join(by_kw) or 'nothing'})",
+                                            f"rename the property to the method's parameter name, or add `{prop}` to {method}"))
+        for p in params:
+            if p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.name not in props:
+                problems.append(SchemaError(source, f"{where}.parameters.properties",
+                                            f"required parameter {p.name!r} of {method} is not in the schema",
+                                            f"add `{p.name}` under properties and required, or give it a default in {method}"))
+            elif p.name not in required:
+                problems.append(SchemaError(source, f"{where}.parameters.required",
+                                            f"parameter {p.name!r} of {method} has no default but the schema does not require it",
+                                            f"add `{p.name}` to required, or give it a default in {method}"))
+    return problems
 
 
 # --- BFCL function docs → JSON Schema ------------------------------------------------------------------

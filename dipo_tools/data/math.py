@@ -100,19 +100,24 @@ def load_math_source(src: str, split: str = "train") -> list[dict[str, Any]]:
 
 def prepare_math(src: str, out: str | pathlib.Path, *, data_source: str, split: str = "train",
                  hub_split: str = "train", dedupe: bool = True, limit: int | None = None,
-                 template: str = DAPO_TEMPLATE) -> pathlib.Path:
+                 template: str = DAPO_TEMPLATE, stats: dict | None = None) -> pathlib.Path:
     """Convert one math source to ``out``. ``dedupe`` drops repeated prompts (DAPO-Math-17k's hub copy
-    repeats each of its ~17k problems many times)."""
+    repeats each of its ~17k problems many times). ``stats`` as in ``prepare_toolrl``."""
     records = load_math_source(src, hub_split)
     rows, seen = [], set()
+    duplicates = 0
     for i, record in enumerate(tqdm(records, desc=f"{data_source}", disable=len(records) < 1000)):
         row = math_row(record, len(rows), data_source=data_source, split=split, where=f"{src} record {i}",
                        template=template)
         key = (row["prompt"][-1]["content"], row["reward_model"]["ground_truth"])
         if dedupe and key in seen:
+            duplicates += 1
             continue
         seen.add(key)
         rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
+    if stats is not None:
+        stats.update(read=len(records), written={split: len(rows)},
+                     dropped={"duplicate prompts": duplicates, "beyond --limit": len(records) - len(rows) - duplicates})
     return write_verl_parquet(rows, out)

@@ -50,17 +50,34 @@ def _add_prepare_parsers(prep: argparse.ArgumentParser) -> None:
     p.set_defaults(_run=_run_math)
 
 
+def _report(paths: dict, written: dict, dropped: dict) -> None:
+    """``<file>: wrote N rows`` per file, the last line with how many records were dropped and why."""
+    items = list(paths.items())
+    why = ", ".join(f"{v} {k}" for k, v in dropped.items() if v)
+    for i, (split, path) in enumerate(items):
+        tail = f", dropped {sum(dropped.values())}{f' ({why})' if why else ''}" if i == len(items) - 1 else ""
+        print(f"{path}: wrote {written[split]} rows{tail}")
+
+
 def _run_toolrl(a: argparse.Namespace) -> None:
     from dipo_tools.data.toolrl import prepare_toolrl
 
-    for split, path in prepare_toolrl(a.src, a.out_dir, test_fraction=a.test_fraction, seed=a.seed,
-                                      data_source=a.data_source, limit=a.limit).items():
-        print(f"{split}: {path}")
+    stats: dict = {}
+    paths = prepare_toolrl(a.src, a.out_dir, test_fraction=a.test_fraction, seed=a.seed,
+                           data_source=a.data_source, limit=a.limit, stats=stats)
+    _report(paths, stats["written"], stats["dropped"])
 
 
 def _run_tasks(a: argparse.Namespace) -> None:
     from dipo_tools.data.env_tasks import prepare_env_tasks
 
+    if a.env:  # the rows only name it: check now rather than when training starts
+        from tool_envs import SchemaError, get_spec
+
+        try:
+            get_spec(a.env)
+        except (KeyError, SchemaError) as e:
+            raise DataPrepError(f"--env {a.env}: {e.args[0] if isinstance(e, KeyError) else e}") from None
     tokenizer = None
     if (a.tokenizer is None) != (a.max_prompt_length is None):
         raise DataPrepError("--tokenizer and --max-prompt-length go together (the length is measured in its tokens)")
@@ -71,16 +88,17 @@ def _run_tasks(a: argparse.Namespace) -> None:
     stats: dict = {}
     out = prepare_env_tasks(a.src, a.out, env=a.env, data_source=a.data_source, split=a.split, limit=a.limit,
                             tokenizer=tokenizer, max_prompt_length=a.max_prompt_length, stats=stats)
-    dropped = (f", dropped {stats['dropped_long']} whose rendered prompt exceeds {a.max_prompt_length} tokens"
-               if a.max_prompt_length is not None else "")
-    print(f"{out}: wrote {stats['written']} rows{dropped}")
+    why = f" whose rendered prompt exceeds {a.max_prompt_length} tokens" if stats["dropped_long"] else ""
+    print(f"{out}: wrote {stats['written']} rows, dropped {stats['dropped_long']}{why}")
 
 
 def _run_math(a: argparse.Namespace) -> None:
     from dipo_tools.data.math import prepare_math
 
-    print(prepare_math(a.src, a.out, data_source=a.data_source, split=a.split, hub_split=a.hub_split,
-                       dedupe=not a.no_dedupe, limit=a.limit))
+    stats: dict = {}
+    path = prepare_math(a.src, a.out, data_source=a.data_source, split=a.split, hub_split=a.hub_split,
+                        dedupe=not a.no_dedupe, limit=a.limit, stats=stats)
+    _report({a.split: path}, stats["written"], stats["dropped"])
 
 
 def _dispatch(args: argparse.Namespace) -> int:

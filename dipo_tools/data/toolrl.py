@@ -57,15 +57,17 @@ def toolrl_row(record: dict[str, Any], index: int, split: str, where: str,
 
 def prepare_toolrl(src: str | pathlib.Path, out_dir: str | pathlib.Path, *, test_fraction: float = 0.0,
                    seed: int = 31415, data_source: str = TOOLRL_DATA_SOURCE,
-                   limit: int | None = None) -> dict[str, pathlib.Path]:
+                   limit: int | None = None, stats: dict | None = None) -> dict[str, pathlib.Path]:
     """Convert ``src`` into ``out_dir/train.parquet`` (and ``test.parquet`` when ``test_fraction > 0``).
 
     ``test_fraction`` holds out the last share of a seeded shuffle (ToolRL used 2% with seed 31415).
     With ``test_fraction == 0`` everything goes to ``train.parquet`` — use this for an already split file.
+    ``stats`` (if given) receives ``read``, ``written`` per split and ``dropped`` by reason.
     """
     if not 0.0 <= test_fraction < 1.0:
         raise DataPrepError(f"test_fraction={test_fraction}: must be in [0, 1)")
     records = read_records(src)
+    n_read = len(records)
     if limit is not None:
         records = records[:limit]
     order = list(range(len(records)))
@@ -80,4 +82,7 @@ def prepare_toolrl(src: str | pathlib.Path, out_dir: str | pathlib.Path, *, test
         rows = [toolrl_row(records[i], j, split, f"{src} record {i}", data_source)
                 for j, i in enumerate(tqdm(idxs, desc=f"rlla {split}", disable=len(idxs) < 500))]
         written[split] = write_verl_parquet(rows, pathlib.Path(out_dir) / f"{split}.parquet")
+    if stats is not None:
+        stats.update(read=n_read, written={k: len(v) for k, v in splits.items() if v},
+                     dropped={"beyond --limit": n_read - len(records)})
     return written

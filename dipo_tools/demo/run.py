@@ -95,8 +95,8 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     for algo in algorithms:
         acfg = _with(cfg, algorithm={"name": algo}, trainer={"output_dir": os.path.join(out, algo)})
         metrics_file = os.path.join(acfg.trainer.output_dir, "metrics.jsonl")
-        if os.path.exists(metrics_file):
-            os.remove(metrics_file)  # a demo re-run starts fresh
+        if os.path.exists(metrics_file) and acfg.trainer.resume in ("none", "", None):
+            os.remove(metrics_file)  # a demo re-run starts fresh (trainer.resume=auto continues instead)
         model = copy.deepcopy(warm.model)
         model.load_state_dict(start_state)
         torch.manual_seed(cfg.trainer.seed)
@@ -113,6 +113,13 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     report = write_report(out, cfg, runs, sft_losses, sft_time, n_params, len(train), len(heldout),
                           total_time=time.perf_counter() - t_start, n_texts=n_texts)
     return report
+
+
+def output_dir_of(config: str | None, output_dir: str | None, overrides: Sequence[str] = ()) -> str:
+    """Where ``run_demo`` with these arguments writes (for messages about an interrupted demo)."""
+    if output_dir:
+        return output_dir
+    return load_config(config or _default_config_path(), list(overrides)).trainer.output_dir
 
 
 def _unseen_requests(train, pools, limit: int) -> list:

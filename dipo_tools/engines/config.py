@@ -82,6 +82,9 @@ class DataConfig:
         num_eval: Held-out tasks to generate (or the first ``num_eval`` of ``eval_file``; 0 = all of it).
         generator: Extra keyword arguments for the env's task generator (e.g. difficulty knobs).
         seed: Data seed: generation and the per-epoch shuffle order.
+        env_path: Folders of environments kept outside the repository, so tasks can name them
+            (``"envs": ["myshop"]`` finds ``<folder>/myshop/env.yaml`` or ``<folder>/env.yaml`` named
+            ``myshop``); searched before ``$TOOL_ENVS_PATH`` and, last, the task files' own folders.
     """
 
     env: Optional[str] = None
@@ -91,6 +94,7 @@ class DataConfig:
     num_eval: int = 64
     generator: Dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    env_path: List[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _positive("data", "num_train", self.num_train)
@@ -118,6 +122,9 @@ class RolloutConfig:
         max_batch: Largest generation batch; concurrent episodes are batched into one ``generate`` call.
         eval_temperature: 0 = greedy evaluation on held-out tasks.
         runner: Extra keyword arguments for ``tool_envs.runner.RunnerConfig``.
+        tool_executor: Options of ``tool_envs.ExecutorConfig`` (``process_workers``, ``thread_workers``,
+            ``isolation``, ...): how many worker processes/threads run tool calls. Empty keeps the defaults
+            (and ``TOOL_ENVS_*`` environment variables).
     """
 
     tasks_per_step: int = 8
@@ -134,6 +141,7 @@ class RolloutConfig:
     max_batch: int = 128
     eval_temperature: float = 0.0
     runner: Dict[str, Any] = field(default_factory=dict)
+    tool_executor: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for k in ("tasks_per_step", "group_size", "max_new_tokens", "max_response_tokens", "max_assistant_turns",
@@ -144,6 +152,13 @@ class RolloutConfig:
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"rollout.top_p={self.top_p!r} must be in (0, 1]")
         _choice("rollout", "tool_format", self.tool_format, ("hermes", "toolrl", "python"))
+        if self.tool_executor:
+            from tool_envs.executor import ExecutorConfig
+
+            allowed = sorted(f.name for f in dataclasses.fields(ExecutorConfig))
+            unknown = sorted(set(self.tool_executor) - set(allowed))
+            if unknown:
+                raise ConfigError(f"rollout.tool_executor: unknown key(s) {unknown}; allowed keys: {allowed}")
 
 
 @dataclass

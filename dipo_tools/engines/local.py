@@ -70,10 +70,22 @@ class TaskSampler:
         self._order = self._perm()
 
 
+def configure_tools(cfg: LocalConfig) -> None:
+    """Point ``tool_envs`` at this run's environment folders and executor settings (process-wide)."""
+    from tool_envs import configure_executor, set_env_path
+
+    d = cfg.data
+    task_dirs = [os.path.dirname(os.path.abspath(f)) for f in (d.train_file, d.eval_file) if f]
+    set_env_path(list(dict.fromkeys([*d.env_path, *task_dirs])))
+    if cfg.rollout.tool_executor:
+        configure_executor(dict(cfg.rollout.tool_executor))
+
+
 def load_tasks_for(cfg: LocalConfig):
     """(train_tasks, eval_tasks, env_or_None) from files or the env's task generator."""
     from tool_envs import tasks as task_mod
 
+    configure_tools(cfg)
     d = cfg.data
     env = None
     if d.env is not None:
@@ -316,6 +328,7 @@ class LocalEngine:
     def __init__(self, cfg: LocalConfig, *, tokenizer=None, model=None, train_tasks=None, eval_tasks=None,
                  env=None, log: bool = True, extra_eval: dict[str, Sequence[Any]] | None = None) -> None:
         self.cfg = cfg
+        configure_tools(cfg)
         self.extra_eval = dict(extra_eval or {})  # more evaluation sets, logged as eval_<name>/...
         if cfg.trainer.torch_threads:
             torch.set_num_threads(cfg.trainer.torch_threads)
@@ -568,38 +581,17 @@ class LocalEngine:
 
     def oracle_trajectories(self, tasks: Sequence[Any]) -> list[Any]:
         """Run each task through the runner with a scripted ``generate`` that emits the ground-truth calls."""
-        from tool_envs.parsing import format_tool_calls
+        from tool_envs.oracle import oracle_generate
+        from tool_envs.runner import run_episode
 
-        fmt = self.cfg.rollout.tool_format
-        final = self.cfg.sft.final_text
-        tok = self.tokenizer
-
-        def script(task) -> list[str]:
-            texts = []
-            for turn in task.gt_calls or [[] for _ in task.turns]:
-                if turn:
-                    texts.append(format_tool_calls(turn, fmt))
-                texts.append(final)
-            return texts
-
-        out = []
-
-        async def one(task):
-            queue = list(script(task))
-
-            async def gen(ids, params):
-                text = queue.pop(0) if queue else final
-                new = tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-                return new, [0.0] * len(new)
-
-            from tool_envs.runner import run_episode
-
-            rc = self.runner_config()
-            return await run_episode(tokenizer=tok, env=self.env_for(task), task=task, generate=gen,
-                                     sampling_params=self.sampling_params(1.0), config=rc, renderer=self.renderer(rc))
+        fmt, final, tok = self.cfg.rollout.tool_format, self.cfg.sft.final_text, self.tokenizer
+        rc = self.runner_config()
 
         async def _all():
-            return await asyncio.gather(*[one(t) for t in tasks])
+            return await asyncio.gather(*[
+                run_episode(tokenizer=tok, env=self.env_for(t), task=t, generate=oracle_generate(tok, t, fmt, final),
+                            sampling_params=self.sampling_params(1.0), config=rc, renderer=self.renderer(rc))
+                for t in tasks])
 
         out = list(asyncio.run(_all()))
         return [t for t in out if sum(t.response_mask) > 0]
@@ -655,11 +647,7 @@ class LocalEngine:
             torch.cuda.set_rng_state_all(rng["cuda"])
 
     def latest_checkpoint(self) -> str | None:
-        root = os.path.join(self.out_dir, "checkpoints")
-        if not os.path.isdir(root):
-            return None
-        ckpts = sorted(d for d in os.listdir(root) if os.path.exists(os.path.join(root, d, CKPT_NAME)))
-        return os.path.join(root, ckpts[-1]) if ckpts else None
+        return latest_checkpoint(self.out_dir)
 
     def save_model(self, path: str) -> None:
         self.model.save_pretrained(path)
@@ -673,6 +661,7 @@ class LocalEngine:
             path = self.latest_checkpoint() if tc.resume == "auto" else tc.resume
             if path:
                 self.load_checkpoint(path)
+                self._drop_metrics_after(self.step)
                 print(f"[dipo] resumed from {path} at step {self.step}")
         rows = []
         if self.step == 0 and tc.eval_every and self.eval_tasks:
@@ -690,6 +679,14 @@ class LocalEngine:
             if tc.save_every and self.step % tc.save_every == 0:
                 self.save_checkpoint()
         return rows
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """A resumed run repeats the steps after its checkpoint: forget the rows an interrupted run logged."""
+        path = os.path.join(self.out_dir, "metrics.jsonl")
+        if os.path.exists(path):
+            keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(r) + "\n" for r in keep)
 
     def _log(self, m: dict) -> dict:
         m = dict(m)
@@ -723,15 +720,40 @@ def _progress(it, desc: str, enabled: bool, **kw):
     return tqdm(it, desc=desc, dynamic_ncols=True, **kw)
 
 
+def latest_checkpoint(output_dir: str) -> str | None:
+    """The newest complete checkpoint folder under ``<output_dir>/checkpoints``, or None."""
+    root = os.path.join(output_dir, "checkpoints")
+    if not os.path.isdir(root):
+        return None
+    ckpts = sorted(d for d in os.listdir(root) if os.path.exists(os.path.join(root, d, CKPT_NAME)))
+    return os.path.join(root, ckpts[-1]) if ckpts else None
+
+
+class TrainingInputError(ValueError):
+    """The run cannot start: a task file, an environment or the model path is wrong (one-line message)."""
+
+
 def run_training(cfg: LocalConfig) -> dict:
     """Entry point of ``dipo train`` with ``engine: local``: warm-up (optional), RL, final save and plots."""
-    eng = LocalEngine(cfg)
+    resume = cfg.trainer.resume
+    if resume not in ("none", "auto", "", None) and not os.path.exists(resume):
+        raise TrainingInputError(f"trainer.resume={resume}: no checkpoint there; give a checkpoint folder, auto or none")
     try:
-        if cfg.sft.steps and cfg.trainer.resume in ("none", "", None):
+        eng = LocalEngine(cfg)
+    except (ValueError, KeyError, OSError, ImportError) as e:  # bad data/env/model input, before any work
+        raise TrainingInputError(e.args[0] if isinstance(e, KeyError) and e.args else str(e)) from e
+    try:
+        ckpt = None if resume in ("none", "", None) else (eng.latest_checkpoint() if resume == "auto" else resume)
+        if resume == "auto" and ckpt is None:
+            print(f"[dipo] trainer.resume=auto: no checkpoint in {os.path.join(cfg.trainer.output_dir, 'checkpoints')}; "
+                  "starting from scratch")
+        if cfg.sft.steps and ckpt is None:  # a checkpoint already holds the warmed-up weights
             losses = eng.sft_warmup()
             print(f"[dipo] warm-up: {len(losses)} steps, final loss {losses[-1]:.3f}")
         rows = eng.train()
         plots = eng.finish()
     finally:
         eng.close()
-    return {"steps": eng.step, "rows": rows, "plots": plots, "output_dir": cfg.trainer.output_dir}
+    return {"steps": eng.step, "rows": rows, "plots": plots, "output_dir": cfg.trainer.output_dir,
+            "checkpoint": eng.latest_checkpoint(), "final_model": os.path.join(cfg.trainer.output_dir, "final_model"),
+            "metrics": os.path.join(cfg.trainer.output_dir, "metrics.jsonl")}

@@ -329,7 +329,7 @@ async def _episode_row(policy, cat: Category, entry: dict, gt: list[list[str]], 
     if len(calls) != len(gt):
         res = {"valid": False, "error_type": "multi_turn:force_terminated"}
     else:
-        res = _check_turns(task, calls)
+        res = _check_turns(task, traj)  # scores the recorded episode: the model's calls are not run again
     return {
         "id": entry["id"], "category": cat.v3, "valid": bool(res["valid"]),
         "error_type": None if res["valid"] else res.get("error_type"),

@@ -68,3 +68,54 @@ def test_shipped_configs_validate(capsys):
     assert files
     for f in files:
         assert main(["train", "--config", f, "--dry-run"]) == 0, f
+
+
+TINY = ["model.preset=test", "model.vocab_size=400", "sft.steps=2", "trainer.total_steps=2", "trainer.eval_every=2",
+        "trainer.progress=false", "trainer.tensorboard=false", "data.num_train=8", "data.num_eval=2",
+        "rollout.tasks_per_step=2", "rollout.group_size=2", "rollout.max_new_tokens=16", "rollout.max_response_tokens=64"]
+
+
+@pytest.mark.slow
+def test_train_summary_and_resume_auto(tmp_path, capsys):
+    cfg = _yaml(tmp_path, "data:\n  env: inventory\n")
+    out_dir = tmp_path / "run"
+    # resume=auto with nothing to resume: says so, warms up and trains normally
+    assert main(["train", "--config", cfg, *TINY, f"trainer.output_dir={out_dir}", "trainer.resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert f"trainer.resume=auto: no checkpoint in {out_dir / 'checkpoints'}; starting from scratch" in out
+    assert "[dipo] warm-up: 2 steps" in out
+    assert "[dipo] done: 2 steps" in out and "[dipo] final training reward" in out and "[dipo] final held-out reward" in out
+    assert f"[dipo] checkpoint: {out_dir / 'checkpoints' / 'step_000002'} (continue with trainer.resume=auto)" in out
+    assert f"[dipo] metrics: {out_dir / 'metrics.jsonl'}" in out and f"{out_dir / 'final_model'}" in out
+    assert "PNG files in" in out
+    # and with a checkpoint: no second warm-up, training continues from it
+    assert main(["train", "--config", cfg, *TINY, "trainer.total_steps=3", f"trainer.output_dir={out_dir}", "trainer.resume=auto"]) == 0
+    out = capsys.readouterr().out
+    assert "warm-up" not in out and f"resumed from {out_dir / 'checkpoints' / 'step_000002'} at step 2" in out
+    assert "[dipo] done: 3 steps" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_the_last_checkpoint_and_the_resume_command(tmp_path):
+    import os
+    import pathlib
+    import signal
+    import time
+
+    cfg = _yaml(tmp_path, "data:\n  env: inventory\n")
+    out_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "dipo_tools.cli", "train", "--config", cfg, *TINY, "trainer.total_steps=10000",
+            "trainer.save_every=1", "trainer.eval_every=0", f"trainer.output_dir={out_dir}"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=str(pathlib.Path(__file__).resolve().parents[2]))
+    deadline = time.time() + 300
+    while not (out_dir / "checkpoints").is_dir() or not os.listdir(out_dir / "checkpoints"):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert f"[dipo] interrupted: the last checkpoint is {out_dir / 'checkpoints'}/step_" in err
+    assert f"[dipo] resume with: dipo train --config {cfg} " in err and err.rstrip().endswith("trainer.resume=auto")

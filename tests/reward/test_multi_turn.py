@@ -280,3 +280,47 @@ def test_config_as_mapping(base0):
     assert res.score == 0.0
     with pytest.raises(ValueError, match="valid fields"):
         score_episode([], base0, {"call_wieght": 1})
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring the runner's recording = replaying the model's calls
+# --------------------------------------------------------------------------------------------------
+def _episode(task: Task, model_turns: list[list[list[ToolCall]]]):
+    """Run ``model_turns`` (one assistant message per step, then a closing answer per turn) through the
+    real runner, recording results and per-turn states."""
+    import asyncio
+
+    from tool_envs.oracle import TextTokenizer
+    from tool_envs.parsing import format_tool_calls
+    from tool_envs.registry import env_for_task
+    from tool_envs.runner import RunnerConfig, run_episode
+
+    tok = TextTokenizer()
+    script = [text for turn in model_turns for text in [format_tool_calls(s, "hermes") for s in turn if s] + ["Done."]]
+
+    async def generate(ids, params):
+        new = tok.encode(script.pop(0) if script else "Done.") + [tok.eos_token_id]
+        return new, None
+
+    return asyncio.run(run_episode(tokenizer=tok, env=env_for_task(task), task=task, generate=generate,
+                                   config=RunnerConfig(max_response_tokens=10**7, max_assistant_turns=10**4)))
+
+
+def test_recorded_episode_scores_exactly_like_a_replay(bfcl):
+    """``score_episode(trajectory)`` reads the recorded results and per-turn states; the result must equal
+    re-running the same calls (the reward's path for plain call lists), on right and wrong episodes."""
+    rng = random.Random(7)
+    n = 0
+    for cat, rows in bfcl.items():
+        for _, _, task in rng.sample(rows, 5):
+            for kind, turns in [("gt", gt_steps(task)), *_corruptions(task, rng).items()]:
+                if kind == "drop_turn":  # the runner always plays every turn of the task
+                    continue
+                traj = _episode(task, turns)
+                assert traj.turn_snapshots and all(s is not None for s in traj.turn_snapshots)
+                recorded = score_episode(traj, task)
+                replayed = score_episode([[list(s.calls) for s in turn] for turn in traj.turns], task)
+                assert recorded == replayed, (task.id, kind)
+                assert check_turns(task, traj) == check_turns(task, [[list(s.calls) for s in turn] for turn in traj.turns])
+                n += 1
+    assert n == 4 * 5 * 6

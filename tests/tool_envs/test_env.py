@@ -1,9 +1,15 @@
-"""The executor: per-call checks, coercion policy, timeouts, errors, truncation, replay, state."""
+"""The executor: per-call checks, coercion policy, timeouts, errors, truncation, replay, state.
+
+Everything a call goes through must behave the same in both isolations, so most tests run twice.
+"""
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import textwrap
+import threading
+import time
 
 import pytest
 
@@ -12,14 +18,13 @@ from tool_envs.executor import stringify_result
 
 BACKEND_SRC = textwrap.dedent(
     '''
-    import threading, time
+    import time
 
     class Counter:
         def __init__(self):
             self.value = 0
             self.tags = set()
             self._secret = "hidden"
-            self.release = threading.Event()
 
         def setup(self, state, long_context=False):
             self.value = state.get("value", 0)
@@ -42,7 +47,12 @@ BACKEND_SRC = textwrap.dedent(
             return [1, 2]
 
         def hang(self):
-            self.release.wait(30)
+            self.value = -999
+            while True:  # pure Python: interruptible in-process, killed in a worker process
+                pass
+
+        def sleep(self, s):
+            time.sleep(s)  # blocked in C: cannot be interrupted in-process
             self.value = -999
             return "late"
 
@@ -53,18 +63,24 @@ BACKEND_SRC = textwrap.dedent(
 )
 
 
+@pytest.fixture(params=["thread", "process"])
+def isolation(request):
+    return request.param
+
+
 @pytest.fixture()
-def counter_env(tmp_path, monkeypatch):
+def counter_env(tmp_path, monkeypatch, isolation):
     (tmp_path / "counter_backend_mod.py").write_text(BACKEND_SRC)
     monkeypatch.syspath_prepend(str(tmp_path))
 
     def tool(name, props=None, required=None):
         return {"type": "function", "function": {"name": name, "description": name, "parameters": {"type": "object", "properties": props or {}, "required": required or [], "additionalProperties": False}}}
 
-    def make(checking="coerce", **limits):
+    def make(checking="coerce", isolation=isolation, **limits):
         spec = spec_from_mapping(
             {
                 "name": "counter",
+                "isolation": isolation,
                 "argument_checking": checking,
                 "backend": {"class": "counter_backend_mod.Counter", "init_method": "setup", "init_options": ["long_context"]},
                 "limits": {"max_output_chars": 200, "call_timeout_s": 0.5, "max_calls_per_turn": 3, **limits},
@@ -75,6 +91,7 @@ def counter_env(tmp_path, monkeypatch):
                     tool("odd"),
                     tool("items"),
                     tool("hang"),
+                    tool("sleep", {"s": {"type": "number"}}, ["s"]),
                     tool("flag", {"on": {"type": "boolean"}, "ratio": {"type": "number"}}, ["on"]),
                 ],
             },
@@ -93,6 +110,7 @@ def test_initial_state_hook_and_isolation(counter_env):
     assert a.state()["Counter"]["value"] == 7 and a.backends["Counter"].long is True
     assert b.state()["Counter"]["value"] == 1 and b.backends["Counter"].long is False
     assert "_secret" not in a.state()["Counter"]
+    assert a.isolation == env.isolation
 
 
 def test_unknown_private_and_hostile_names_are_errors(counter_env):
@@ -153,16 +171,65 @@ def test_truncation_and_call_limit(counter_env):
     assert "at most 3 calls" in rs[-1].content and ep.backends["Counter"].value == 3
 
 
-def test_timeout_marks_episode_broken_and_never_hangs(counter_env):
+@pytest.mark.parametrize("isolation", ["thread"])
+def test_thread_timeout_interrupts_python_and_marks_episode_broken(counter_env):
     env = counter_env()
     ep = env.new_episode()
+    threads = threading.active_count()
+    t0 = time.monotonic()
     r = ep.execute([ToolCall("hang", {})])[0]
+    assert time.monotonic() - t0 < 5  # the spinning call was interrupted, not waited out
     assert r.error and "did not finish within 0.5 s" in r.content
     later = ep.execute([ToolCall("add", {"amount": 1})])[0]
     assert later.error and "timed out" in later.content
     other = env.new_episode()  # other episodes are unaffected
     assert not other.execute([ToolCall("add", {"amount": 1})])[0].error
-    ep.backends["Counter"].release.set()  # let the stuck worker finish
+    assert threading.active_count() <= threads + 1  # at most the watchdog: no spinning thread left behind
+
+
+@pytest.mark.parametrize("isolation", ["thread"])
+def test_thread_async_gives_up_on_a_call_blocked_in_c(counter_env):
+    from tool_envs.executor import configure_executor, executor_config
+
+    old = executor_config().abandon_grace_s
+    configure_executor(abandon_grace_s=0.2)
+    try:
+        ep = counter_env().new_episode()
+
+        async def main():
+            ticks = 0
+
+            async def heartbeat():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.05)
+                    ticks += 1
+
+            hb = asyncio.ensure_future(heartbeat())
+            t0 = time.monotonic()
+            res = await ep.aexecute([ToolCall("sleep", {"s": 10})])
+            hb.cancel()
+            return res, time.monotonic() - t0, ticks
+
+        (r,), elapsed, ticks = asyncio.run(main())
+        assert r.error and "did not finish within 0.5 s" in r.content
+        assert elapsed < 6  # given up after timeout + grace, not after the 10 s the call takes
+        assert ticks >= 1  # the loop kept running while the thread was stuck
+        assert ep.broken
+    finally:
+        configure_executor(abandon_grace_s=old)
+
+
+@pytest.mark.parametrize("isolation", ["process"])
+def test_process_timeout_kills_the_call_and_the_episode_goes_on(counter_env):
+    ep = counter_env().new_episode({"initial_state": {"counter": {"value": 5}}})
+    t0 = time.monotonic()
+    r = ep.execute([ToolCall("hang", {})])[0]
+    assert time.monotonic() - t0 < 5
+    assert r.error and "did not finish within 0.5 s" in r.content and "no effect" in r.content
+    assert ep.state()["Counter"]["value"] == 5  # hang() had set -999 before spinning: undone
+    ok = ep.execute([ToolCall("add", {"amount": 1})])[0]
+    assert not ok.error and json.loads(ok.content)["value"] == 6 and not ep.broken
 
 
 def test_no_timeout_runs_inline(counter_env):
@@ -223,11 +290,15 @@ def test_hostile_arguments_never_crash(counter_env):
         assert [x.error for x in r] == [True, True, False]
 
 
-def test_timeout_inside_a_message_keeps_earlier_results(counter_env):
+def test_timeout_inside_a_message_keeps_earlier_results(counter_env, isolation):
     ep = counter_env().new_episode()
     first, hung, after = ep.execute([ToolCall("add", {"amount": 2}), ToolCall("hang", {}), ToolCall("add", {"amount": 5})])
     assert not first.error and json.loads(first.content)["value"] == 2
     assert hung.error and "did not finish within 0.5 s" in hung.content
-    assert after.error and "timed out" in after.content
+    assert after.error
     assert len(ep.history) == 3
-    ep.backends["Counter"].release.set()
+    if isolation == "process":  # the earlier call counts, the stopped one does not, the rest never ran
+        assert "not executed" in after.content and ep.state()["Counter"]["value"] == 2
+        assert not ep.execute([ToolCall("add", {"amount": 1})])[0].error
+    else:
+        assert "timed out" in after.content

@@ -164,3 +164,23 @@ def test_env_tasks_over_long_rendered_prompts_are_dropped_and_counted(tmp_path, 
     assert prepare_main(["tasks", str(src), str(tmp_path / "c.parquet"), "--tokenizer", str(tok_dir),
                          "--max-prompt-length", str(limit)]) == 0
     assert f"wrote {len(kept)} rows, dropped {len(tasks) - len(kept)}" in capsys.readouterr().out
+
+
+def test_prepare_prints_rows_written_and_dropped(tmp_path, capsys):
+    dapo = pd.DataFrame([
+        {"data_source": "math_dapo", "prompt": [{"role": "user", "content": f"Solve {i % 3}"}], "ability": "MATH",
+         "reward_model": {"ground_truth": str(i % 3), "style": "rule"}, "extra_info": {"index": i}}
+        for i in range(9)
+    ])
+    dapo.to_parquet(tmp_path / "dapo.parquet")
+    assert prepare_main(["math", str(tmp_path / "dapo.parquet"), str(tmp_path / "m.parquet"), "--data-source", "math_dapo"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{tmp_path / 'm.parquet'}: wrote 3 rows, dropped 6 (6 duplicate prompts)"]
+    assert prepare_main(["math", str(tmp_path / "dapo.parquet"), str(tmp_path / "m.parquet"), "--data-source", "math_dapo",
+                         "--limit", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{tmp_path / 'm.parquet'}: wrote 2 rows, dropped 7 (7 beyond --limit)"
+    assert prepare_main(["tasks", str(INVENTORY_TASKS), str(tmp_path / "t.parquet")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"{tmp_path / 't.parquet'}: wrote 24 rows, dropped 0"
+    assert prepare_main(["tasks", str(INVENTORY_TASKS), str(tmp_path / "t.parquet"), "--env", "no_such_env"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --env no_such_env: unknown environment") and len(err.splitlines()) == 1
