@@ -155,7 +155,7 @@ class AlgorithmConfig:
             normalisation; extreme groups give no gradient) or ``dapo`` (GRPO + dynamic sampling: groups whose
             score has zero variance are dropped before the update).
         dipo: Options of ``dipo_tools.dipo.DiPOConfig`` (alpha, queue_batches, z, min_side, gate, extreme_by,
-            norm_by_std, eps). GRPO/DAPO runs still compute and log the PSD diagnostics.
+            reallocate, norm_by_std, eps). GRPO/DAPO runs still compute and log the PSD diagnostics.
         dynamic_sampling: Drop zero-variance groups (DAPO). Must stay off for DiPO, which needs exactly those
             groups; ``None`` means "on for dapo, off otherwise".
     """
