@@ -1,0 +1,60 @@
+"""Sweep files are validated before any work, with errors that name the file, the field and the fix."""
+from __future__ import annotations
+
+import pytest
+
+from dipo_tools.sweep.runner import plan
+from dipo_tools.sweep.spec import SweepError, load_sweep
+
+BASE = """
+name: s
+tasks: {inv: {config: task.yaml}}
+variants: {grpo: [algorithm.name=grpo], dipo: [algorithm.name=dipo]}
+seeds: [0, 1]
+baseline: grpo
+"""
+
+
+def _write(tmp_path, text, task="data: {env: inventory}\nsft: {steps: 2}\n"):
+    (tmp_path / "task.yaml").write_text(task)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_plan_shares_one_warmup_per_task_and_seed(tmp_path):
+    spec = load_sweep(_write(tmp_path, BASE + "overrides: [trainer.total_steps=4]\n"))
+    jobs = plan(spec)
+    warm = [j for j in jobs if j.kind == "warmup"]
+    runs = [j for j in jobs if j.kind == "train"]
+    assert len(warm) == 2 and len(runs) == 4 and all(r.total_steps == 4 for r in runs)
+    assert {r.warmup.label for r in runs if r.seed == 0} == {warm[0].label}  # both variants of seed 0 share it
+    assert [r.label for r in runs] == ["inv/grpo/seed_0", "inv/dipo/seed_0", "inv/grpo/seed_1", "inv/dipo/seed_1"]
+    assert runs[0].overrides[-2:] == ["trainer.seed=0", "data.seed=0"]
+    # a variant that changes the warm-up gets its own
+    spec = load_sweep(_write(tmp_path, BASE.replace("[algorithm.name=dipo]", "[algorithm.name=dipo, sft.steps=3]")))
+    assert sum(j.kind == "warmup" for j in plan(spec)) == 4
+
+
+@pytest.mark.parametrize("edit, field", [
+    ("baseline: grpo", "baseline"),
+    ("seeds: [0, 1]", "seeds"),
+    ("variants: {grpo: [algorithm.name=grpo], dipo: [algorithm.name=dipo]}", "variants"),
+])
+def test_bad_fields_name_the_field(tmp_path, edit, field):
+    bad = {"baseline": "baseline: ppo", "seeds": "seeds: [1, 1]",
+           "variants": "variants: {grpo: [algorithm.name=grpo], dipo: [trainer.seed=3]}"}[field]
+    with pytest.raises(SweepError, match=f"sweep.yaml: {field}"):
+        load_sweep(_write(tmp_path, BASE.replace(edit, bad)))
+
+
+def test_unknown_field_and_bad_run_config(tmp_path):
+    with pytest.raises(SweepError, match="paralel"):
+        load_sweep(_write(tmp_path, BASE + "paralel: 2\n"))
+    with pytest.raises(SweepError, match="not found"):
+        load_sweep(_write(tmp_path, BASE.replace("task.yaml", "nope.yaml")))
+    spec = load_sweep(_write(tmp_path, BASE.replace("[algorithm.name=dipo]", "[algorithm.name=ppo]")))
+    with pytest.raises(SweepError, match=r"run inv/dipo/seed 0: .*algorithm.name"):
+        plan(spec)
+    with pytest.raises(SweepError, match=r"predictions\[0\].column"):
+        load_sweep(_write(tmp_path, BASE + "predictions: [{variant: dipo, against: grpo, column: nope, sign: '+'}]\n"))
