@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dipo_tools.engines.config import ConfigError, LocalConfig, load_config
+from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests
 from dipo_tools.engines.metrics import read_metrics, series
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "local", "demo.yaml")
@@ -111,19 +112,6 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     report = write_report(out, cfg, runs, sft_losses, sft_time, n_params, len(train), len(heldout),
                           total_time=time.perf_counter() - t_start, n_texts=n_texts)
     return report
-
-
-def _unseen_requests(train, pools, limit: int) -> list:
-    """Up to ``limit`` tasks, one per distinct request text, none of whose texts occurs in ``train``."""
-    seen = {tuple(t.user_texts()) for t in train}
-    out = []
-    for pool in pools:
-        for t in pool:
-            key = tuple(t.user_texts())
-            if key not in seen and len(out) < limit:
-                seen.add(key)
-                out.append(t)
-    return out
 
 
 def _with(cfg: LocalConfig, **sections) -> LocalConfig:

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 ALGORITHMS = ("dipo", "grpo", "dapo")
 ENGINES = ("local", "verl")
-REWARDS = ("multi_turn", "toolrl")
+REWARDS = ("multi_turn", "toolrl", "math")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -82,6 +82,11 @@ class DataConfig:
         num_eval: Held-out tasks to generate (or the first ``num_eval`` of ``eval_file``; 0 = all of it).
         generator: Extra keyword arguments for the env's task generator (e.g. difficulty knobs).
         seed: Data seed: generation and the per-epoch shuffle order.
+        eval_unseen_texts: Keep one held-out task per distinct request text, none of whose texts occurs in
+            the training tasks, topping up from more generated tasks (both splits) to ``num_eval``. A greedy
+            answer depends only on the text, so tasks sharing one are the same sample: with this, ``num_eval``
+            counts independent samples of generalisation to new requests. Costs generating ~8x ``num_eval``
+            candidate tasks; may return fewer than ``num_eval`` when the generator has few distinct texts.
     """
 
     env: Optional[str] = None
@@ -91,6 +96,7 @@ class DataConfig:
     num_eval: int = 64
     generator: Dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    eval_unseen_texts: bool = False
 
     def __post_init__(self) -> None:
         _positive("data", "num_train", self.num_train)
@@ -241,8 +247,10 @@ class RewardConfig:
     """How trajectories are scored.
 
     Parameters:
-        name: ``multi_turn`` (``reward.multi_turn.score_episode``: per-turn call matching and final state) or
-            ``toolrl`` (``reward.toolrl.toolrl_reward`` on the first assistant message; single-turn tasks).
+        name: ``multi_turn`` (``reward.multi_turn.score_episode``: per-turn call matching and final state),
+            ``toolrl`` (``reward.toolrl.toolrl_reward`` on the first assistant message; single-turn tasks) or
+            ``math`` (``reward.math.math_reward``: math-verify on the last assistant message against the task's
+            ``metadata.answer``; tools may be called on the way, only the final answer counts).
         kwargs: Extra options for the reward's config object.
     """
 
@@ -261,7 +269,8 @@ class SFTConfig:
         steps: Optimizer steps; 0 disables the warm-up. Enough to learn the call format, not the whole task.
         batch_size: Sequences per step.
         lr: Warm-up learning rate (higher than RL's: the model starts from scratch).
-        final_text: The assistant's closing message after the tool results, teaching it to end the turn.
+        final_text: The assistant's closing message after the tool results, teaching it to end the turn. A
+            task's ``metadata.reference_reply`` (e.g. ``Answer: 161`` for a math task) replaces it.
     """
 
     steps: int = 0
