@@ -57,19 +57,25 @@ def moving_average(ys: Sequence[float], window: int) -> list[float]:
 
 
 def steps_to_reach(rows: list[dict], r: ReachSpec, total_steps: int) -> tuple[float, bool]:
-    """``(step, reached)``: the first step where the moving average of ``r.key`` is >= ``r.level``;
+    """``(step, reached)``: the first step where the moving average of ``r.key`` is >= the level;
     ``(total_steps, False)`` when it never is (a lower bound)."""
     xs, ys = series(rows, r.key)
+    level = r.level
+    if r.relative:
+        start = [y for y in ys[: r.window] if math.isfinite(y)]
+        if not start:
+            return float(total_steps), False
+        level += sum(start) / len(start)
     for x, y in zip(xs, moving_average(ys, r.window)):
-        if math.isfinite(y) and y >= r.level:
+        if math.isfinite(y) and y >= level:
             return float(x), True
     return float(total_steps), False
 
 
-def run_values(spec: SweepSpec, rows: list[dict], total_steps: int) -> tuple[dict[str, float], dict[str, bool]]:
+def run_values(spec: SweepSpec, task: str, rows: list[dict], total_steps: int) -> tuple[dict[str, float], dict[str, bool]]:
     values = {m.column: metric_value(rows, m) for m in spec.metrics}
     reached = {}
-    for r in spec.reach:
+    for r in spec.reach_of(task):
         values[r.column], reached[r.column] = steps_to_reach(rows, r, total_steps)
     return values, reached
 
@@ -85,7 +91,7 @@ def collect(spec: SweepSpec, jobs: list[Job]) -> list[dict]:
         with open(done, encoding="utf-8") as fh:
             info = json.load(fh)
         rows = read_metrics(os.path.join(j.dir, "metrics.jsonl"))
-        values, reached = run_values(spec, rows, j.total_steps)
+        values, reached = run_values(spec, j.task, rows, j.total_steps)
         out.append({"task": j.task, "variant": j.variant, "seed": j.seed, "values": values, "reached": reached,
                     "seconds": info.get("seconds", float("nan")), "cpu_seconds": info.get("cpu_seconds", float("nan")),
                     "rows": rows, "dir": j.dir})
@@ -101,7 +107,7 @@ def summary_rows(spec: SweepSpec, records: list[dict]) -> list[dict]:
     out = []
     for task in spec.tasks:
         for variant in spec.variants:
-            for col in spec.columns():
+            for col in spec.columns(task):
                 vals = by_seed(records, task, variant, col)
                 if not vals:
                     continue
@@ -119,7 +125,7 @@ def summary_rows(spec: SweepSpec, records: list[dict]) -> list[dict]:
 def paired_rows(spec: SweepSpec, records: list[dict]) -> list[dict]:
     out = []
     for task in spec.tasks:
-        for col in spec.columns():
+        for col in spec.columns(task):
             family = []
             for a, b in spec.all_pairs():
                 va, vb = by_seed(records, task, a, col), by_seed(records, task, b, col)
@@ -229,7 +235,7 @@ def plot(spec: SweepSpec, records: list[dict], paired: list[dict], out_dir: str)
                 written.append((name, title))
             plt.close(fig)
         rows = [r for r in paired if r["task"] == task and r["n_pairs"] >= 2]
-        cols = [c for c in spec.columns() if any(r["column"] == c for r in rows)]
+        cols = [c for c in spec.columns(task) if any(r["column"] == c for r in rows)]
         if rows and cols:
             fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 0.35 * len(spec.all_pairs()) + 1.6),
                                      squeeze=False, sharey=True)
@@ -315,7 +321,7 @@ def markdown(spec: SweepSpec, records: list[dict], summary: list[dict], paired: 
                  "lastK minus firstK. `steps_to[...]` is the first step where the metric's moving average reaches the "
                  "level; runs that never reach it count as the total number of steps (a lower bound; `reached` says how many did).")
     for task in spec.tasks:
-        cols = [col for col in spec.columns() if any(r["task"] == task and r["column"] == col for r in summary)]
+        cols = [col for col in spec.columns(task) if any(r["task"] == task and r["column"] == col for r in summary)]
         if not cols:
             continue
         lines += ["", f"## Task `{task}`", "", f"Config: `{_shown(spec.tasks[task].config)}`"

@@ -156,16 +156,22 @@ class Estimator:
     """Remaining wall time from measured ones: per task, the mean wall time of a warm-up and of a run (scaled
     by the steps a run has left), divided among the parallel slots."""
 
-    def __init__(self, parallel: int) -> None:
-        self.parallel = parallel
+    def __init__(self, spec: SweepSpec) -> None:
+        self.parallel = spec.parallel
         self.seconds: dict[tuple[str, str], list[float]] = {}
+        # pilot measurements from the sweep file, used until this sweep has measured its own
+        self.prior = {("warmup", t): ts.expected_warmup_seconds for t, ts in spec.tasks.items()}
+        self.prior.update({("train", t): ts.expected_run_seconds for t, ts in spec.tasks.items()})
 
     def observe(self, job: Job, seconds: float) -> None:
         if seconds > 0:
             self.seconds.setdefault((job.kind, job.task), []).append(seconds)
 
     def _avg(self, kind: str, task: str) -> float | None:
-        vals = self.seconds.get((kind, task)) or [v for (k, _), vs in self.seconds.items() if k == kind for v in vs]
+        vals = self.seconds.get((kind, task))
+        if not vals and self.prior.get((kind, task)):
+            return self.prior[(kind, task)]
+        vals = vals or [v for (k, _), vs in self.seconds.items() if k == kind for v in vs]
         return sum(vals) / len(vals) if vals else None
 
     def remaining(self, jobs: list[Job]) -> float | None:
@@ -247,7 +253,7 @@ def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Calla
     """Run every job not yet DONE. Returns counts per final state; raises :class:`Interrupted` on a signal."""
     from tqdm.auto import tqdm
 
-    est = Estimator(spec.parallel)
+    est = Estimator(spec)
     for j in jobs:
         if j.state == DONE:
             est.observe(j, _done_info(j).get("seconds", 0.0))
@@ -353,7 +359,7 @@ def _stop_all(jobs: list[Job]) -> None:
 
 def describe(spec: SweepSpec, jobs: list[Job]) -> list[str]:
     """Human-readable plan: counts, what is done, and an estimate when finished jobs give a speed."""
-    est = Estimator(spec.parallel)
+    est = Estimator(spec)
     for j in jobs:
         if j.state == DONE:
             est.observe(j, _done_info(j).get("seconds", 0.0))

@@ -25,17 +25,22 @@ class SweepError(ValueError):
 
 
 @dataclass
-class TaskSpec:
-    """One task of the grid.
-
-    Parameters:
-        config: A local-engine YAML (``configs/local/*.yaml``), relative to the working directory or to the
-            sweep file.
-        overrides: ``key=value`` overrides applied to this task's runs only (before the variant's).
+class ReachSpec:
+    """Sample efficiency: the first step at which ``key`` (moving average over ``window`` logged values)
+    reaches ``level``. A run that never reaches it counts as ``total_steps`` (a lower bound, flagged in the
+    table with how many runs reached the level). With ``relative``, the level is a gain over the mean of
+    the run's first ``window`` values (e.g. 0.1 = ten points above where it started), which does not
+    depend on how good each seed's warm-up happened to be.
     """
 
-    config: str = ""
-    overrides: List[str] = field(default_factory=list)
+    key: str = "train/success"
+    level: float = 0.5
+    window: int = 5
+    relative: bool = False
+
+    @property
+    def column(self) -> str:
+        return f"steps_to[{self.key}{'>=start+' if self.relative else '>='}{self.level:g}]"
 
 
 @dataclass
@@ -61,19 +66,25 @@ class MetricSpec:
 
 
 @dataclass
-class ReachSpec:
-    """Sample efficiency: the first step at which ``key`` (moving average over ``window`` logged values)
-    reaches ``level``. A run that never reaches it counts as ``total_steps`` (a lower bound, flagged in the
-    table with how many runs reached the level).
+class TaskSpec:
+    """One task of the grid.
+
+    Parameters:
+        config: A local-engine YAML (``configs/local/*.yaml``), relative to the working directory or to the
+            sweep file.
+        overrides: ``key=value`` overrides applied to this task's runs only (before the variant's).
+        reach: Sample-efficiency columns for this task only (levels are task-specific), after the sweep's.
+        expected_warmup_seconds: Wall time of one warm-up measured in a pilot (``python -m
+            dipo_tools.sweep.calibrate``), used for the time estimate until the sweep has measured its own;
+            0 = unknown.
+        expected_run_seconds: The same for one run of this task (all its RL steps and evaluations).
     """
 
-    key: str = "train/success"
-    level: float = 0.5
-    window: int = 5
-
-    @property
-    def column(self) -> str:
-        return f"steps_to[{self.key}>={self.level:g}]"
+    config: str = ""
+    overrides: List[str] = field(default_factory=list)
+    reach: List[ReachSpec] = field(default_factory=list)
+    expected_warmup_seconds: float = 0.0
+    expected_run_seconds: float = 0.0
 
 
 @dataclass
@@ -176,8 +187,18 @@ class SweepSpec:
                 pairs.append((p.variant, p.against))
         return pairs
 
-    def columns(self) -> list[str]:
-        return [m.column for m in self.metrics] + [r.column for r in self.reach]
+    def reach_of(self, task: str | None) -> list["ReachSpec"]:
+        return [*self.reach, *(self.tasks[task].reach if task in self.tasks else ())]
+
+    def columns(self, task: str | None = None) -> list[str]:
+        """Columns of one task's table (``None``: the columns every task has)."""
+        return [m.column for m in self.metrics] + [r.column for r in self.reach_of(task)]
+
+    def all_columns(self) -> list[str]:
+        cols = self.columns()
+        for t in self.tasks:
+            cols += [c for c in self.columns(t) if c not in cols]
+        return cols
 
 
 def _where(source: str, field_name: str) -> str:
@@ -225,11 +246,15 @@ def validate(spec: SweepSpec) -> SweepSpec:
         _check(bool(m.key), src, f"metrics[{i}].key", "is missing", "name a logged metric, e.g. eval/success")
         _check(m.stat in STATS, src, f"metrics[{i}].stat", f"{m.stat!r} is not allowed", f"use one of {list(STATS)}")
         _check(m.window >= 1, src, f"metrics[{i}].window", "must be >= 1", "average at least one value")
-    for i, r in enumerate(spec.reach):
-        _check(bool(r.key) and r.window >= 1, src, f"reach[{i}]", "needs a key and a window >= 1",
-               "write e.g. {key: train/success, level: 0.6, window: 5}")
-    columns = spec.columns()
-    _check(len(set(columns)) == len(columns), src, "metrics", "two columns have the same key and stat", "remove the duplicate")
+    for where, items in [("reach", spec.reach)] + [(f"tasks.{t}.reach", ts.reach) for t, ts in spec.tasks.items()]:
+        for i, r in enumerate(items):
+            _check(bool(r.key) and r.window >= 1, src, f"{where}[{i}]", "needs a key and a window >= 1",
+                   "write e.g. {key: train/success, level: 0.6, window: 5}")
+    for t in spec.tasks:
+        columns = spec.columns(t)
+        _check(len(set(columns)) == len(columns), src, "metrics", f"two columns of task {t} are the same "
+               "(key and stat, or reach key and level)", "remove the duplicate")
+    columns = spec.all_columns()
     for i, p in enumerate(spec.predictions):
         _check(p.variant in spec.variants and p.against in spec.variants, src, f"predictions[{i}]",
                f"{p.variant!r}/{p.against!r} must both be variants", f"use names among {sorted(spec.variants)}")

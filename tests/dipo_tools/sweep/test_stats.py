@@ -44,3 +44,15 @@ def test_holm_is_monotone_and_caps_at_one():
     adj = stats.holm([0.5, float("nan"), 0.001])
     assert adj[0] == pytest.approx(0.5) and math.isnan(adj[1]) and adj[2] == pytest.approx(0.002)
     assert stats.holm([0.9, 0.8]) == [1.0, 1.0]  # 2 x 0.8 caps at 1, and adjusted values never decrease
+
+
+def test_steps_to_reach_absolute_and_relative_levels():
+    from dipo_tools.sweep.report import steps_to_reach
+    from dipo_tools.sweep.spec import ReachSpec
+
+    rows = [{"step": s, "train/success": v} for s, v in enumerate([0.5, 0.5, 0.6, 0.7, 0.8, 0.9], start=1)]
+    assert steps_to_reach(rows, ReachSpec("train/success", 0.7, window=1), 6) == (4.0, True)
+    assert steps_to_reach(rows, ReachSpec("train/success", 0.7, window=2), 6) == (5.0, True)  # (0.6+0.8)/2
+    assert steps_to_reach(rows, ReachSpec("train/success", 0.3, window=2, relative=True), 6) == (6.0, True)  # 0.5 + 0.3
+    assert steps_to_reach(rows, ReachSpec("train/success", 0.95, window=1), 6) == (6.0, False)  # a lower bound
+    assert ReachSpec("train/success", 0.1, relative=True).column == "steps_to[train/success>=start+0.1]"
