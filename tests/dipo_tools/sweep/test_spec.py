@@ -58,3 +58,16 @@ def test_unknown_field_and_bad_run_config(tmp_path):
         plan(spec)
     with pytest.raises(SweepError, match=r"predictions\[0\].column"):
         load_sweep(_write(tmp_path, BASE + "predictions: [{variant: dipo, against: grpo, column: nope, sign: '+'}]\n"))
+
+
+def test_shipped_sweeps_plan_without_errors():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[3]
+    files = sorted((root / "configs" / "sweeps").glob("*.yaml"))
+    assert files
+    for f in files:
+        spec = load_sweep(str(f))
+        runs = [j for j in plan(spec) if j.kind == "train"]
+        assert len(runs) == len(spec.tasks) * len(spec.variants) * len(spec.seeds)
+        assert len(spec.seeds) >= 5 and spec.baseline in spec.variants
