@@ -19,11 +19,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+import yaml
 from typing import Callable
 
 from dipo_tools.sweep.spec import REPO_ROOT, SweepError, SweepSpec, fingerprint, spec_dict
 from dipo_tools.sweep.worker import DONE_FILE, EXIT_LOCKED, JOB_FILE
 
+CONFIG_FILE = "config.yaml"
 PENDING, READY, RUNNING, DONE, FAILED, BLOCKED = "pending", "ready", "running", "done", "failed", "blocked"
 # Config sections that decide the warm-up's result: runs that agree on them share one warm-up.
 WARMUP_SECTIONS = ("model", "data", "sft", "rollout")
@@ -42,6 +45,7 @@ class Job:
     variant: str | None = None
     total_steps: int = 0
     warmup: "Job | None" = None
+    resolved: dict = field(default_factory=dict, repr=False)  # the run's full configuration
     state: str = PENDING
     proc: subprocess.Popen | None = None
     started: float = 0.0
@@ -49,7 +53,9 @@ class Job:
     log_fh: object | None = field(default=None, repr=False)
 
     def description(self, threads: int, checkpoint_every: int, keep_checkpoints: bool) -> dict:
-        return {"kind": self.kind, "label": self.label, "config": self.config, "overrides": self.overrides,
+        # the worker reads the resolved copy, so editing a task config mid-sweep cannot leak into a run
+        return {"kind": self.kind, "label": self.label, "config": os.path.join(self.dir, CONFIG_FILE),
+                "source_config": self.config, "overrides": self.overrides,
                 "warmup": self.warmup.dir if self.warmup else None, "threads": threads,
                 "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,
                 "fingerprint": self.fingerprint}
@@ -92,13 +98,13 @@ def plan(spec: SweepSpec, only_tasks=None, only_variants=None, only_seeds=None) 
                 if warm is None and cfg["sft"]["steps"] > 0:
                     name = f"seed_{seed}-{wkey[:8]}"  # runs of one seed that change e.g. sft.* get their own
                     warm = Job("warmup", f"{task}/warmup/{name}", os.path.join(out, "warmup", task, name),
-                               ts.config, overrides, wkey, task, seed)
+                               ts.config, overrides, wkey, task, seed, resolved=cfg)
                     warmups[(task, wkey)] = warm
                     jobs.append(warm)
                 run_fp = fingerprint({"config": cfg, "warmup": warm.fingerprint if warm else None})
                 jobs.append(Job("train", f"{task}/{variant}/seed_{seed}",
                                 os.path.join(out, "runs", task, variant, f"seed_{seed}"), ts.config, overrides,
-                                run_fp, task, seed, variant, cfg["trainer"]["total_steps"], warm))
+                                run_fp, task, seed, variant, cfg["trainer"]["total_steps"], warm, resolved=cfg))
     return jobs
 
 
@@ -118,6 +124,8 @@ def prepare(spec: SweepSpec, jobs: list[Job]) -> None:
                     "or delete that folder to recompute it")
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(desc, fh, indent=1)
+        with open(os.path.join(job.dir, CONFIG_FILE), "w", encoding="utf-8") as fh:
+            yaml.safe_dump(job.resolved, fh, sort_keys=False)
         if os.path.exists(os.path.join(job.dir, DONE_FILE)):
             job.state = DONE
             job.seconds = _done_info(job).get("seconds", 0.0)

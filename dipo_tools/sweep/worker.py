@@ -54,7 +54,8 @@ def _vocab_hash(tokenizer) -> str:
 def _config(job: dict, job_dir: str):
     from dipo_tools.engines.config import load_config
 
-    return load_config(job["config"], [*job["overrides"], *engine_overrides(job_dir, job)])
+    # job["config"] is the run's fully resolved configuration (the sweep wrote it; overrides already applied)
+    return load_config(job["config"], engine_overrides(job_dir, job))
 
 
 def engine_overrides(job_dir: str, job: dict) -> list[str]:

@@ -71,3 +71,24 @@ def test_shipped_sweeps_plan_without_errors():
         runs = [j for j in plan(spec) if j.kind == "train"]
         assert len(runs) == len(spec.tasks) * len(spec.variants) * len(spec.seeds)
         assert len(spec.seeds) >= 5 and spec.baseline in spec.variants
+
+
+def test_jobs_run_their_resolved_config_not_the_edited_source(tmp_path):
+    import json
+
+    from dipo_tools.engines.config import load_config
+    from dipo_tools.sweep.runner import prepare
+    from dipo_tools.sweep.worker import engine_overrides
+
+    path = _write(tmp_path, BASE + f"output_dir: {tmp_path / 'out'}\n")
+    spec = load_sweep(path)
+    jobs = plan(spec)
+    prepare(spec, jobs)
+    (tmp_path / "task.yaml").write_text("data: {env: inventory}\nsft: {steps: 2}\nactor: {lr: 0.5}\n")  # edited mid-sweep
+    run = next(j for j in jobs if j.label == "inv/dipo/seed_1")
+    job = json.load(open(f"{run.dir}/job.json"))
+    cfg = load_config(job["config"], engine_overrides(run.dir, job))
+    assert (cfg.algorithm.name, cfg.trainer.seed, cfg.data.seed, cfg.actor.lr) == ("dipo", 1, 1, 3e-4)
+    assert cfg.trainer.output_dir == run.dir and cfg.trainer.resume == "auto"
+    with pytest.raises(SweepError, match="another configuration"):
+        prepare(load_sweep(path), plan(load_sweep(path)))  # the edit changes every fingerprint: refused
