@@ -34,6 +34,7 @@ demo: $(STAMP)
 	$(VENV)/bin/dipo demo
 
 bench: $(STAMP)
+	$(PIP) install -q $(CONSTRAINTS) -e ".[bench]"   # TRL, the reference of bench_engine_vs_trl.py
 	for s in scripts/bench_*.py; do echo "== $$s"; $(PY) $$s || exit 1; done
 
 clean-venv:

@@ -66,6 +66,12 @@ def _add_train(sub) -> None:
     p.add_argument("--engine", choices=("local", "verl"), default=None,
                    help="override the config's `engine` key (verl configs live in configs/verl/)")
     p.add_argument("--dry-run", action="store_true", help="validate the config, print it and exit")
+    p.add_argument("--cpu-smoke", action="store_true",
+                   help="verl configs: run the config's real verl loop on CPU for 3 steps (tiny model, sample "
+                        "data, checkpoint + resume) before a cluster job; last line 'metrics: <path>'")
+    p.add_argument("--smoke-dir", default=None, help="output folder of --cpu-smoke")
+    p.add_argument("--allow-missing-data", action="store_true",
+                   help="verl --dry-run: only note data files missing here (data that lives on the cluster)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -93,17 +99,20 @@ def _cmd_train(args) -> int:
         return 2
     if engine == "verl":
         try:
-            verl_main = importlib.import_module("dipo_tools.verl_ext.main")
+            verl_cli = importlib.import_module("dipo_tools.verl_ext.cli")
         except ImportError as e:
-            print(f"error: engine 'verl' needs dipo_tools.verl_ext.main and verl's GPU extras ({e})", file=sys.stderr)
+            print(f"error: engine 'verl' needs dipo_tools.verl_ext and verl ({e})", file=sys.stderr)
             return 2
-        overrides = [o for o in args.overrides if not o.startswith("engine=")]
-        try:
-            verl_main.run_verl_training(args.config, overrides, dry_run=args.dry_run)
-        except (FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
+        argv = ["--config", args.config, *[o for o in args.overrides if not o.startswith("engine=")]]
+        argv += ["--dry-run"] if args.dry_run else []
+        argv += ["--allow-missing-data"] if args.allow_missing_data else []
+        argv += ["--cpu-smoke"] if args.cpu_smoke else []
+        argv += ["--smoke-dir", args.smoke_dir] if args.smoke_dir else []
+        return verl_cli.main(argv)
+    if args.cpu_smoke:
+        print("error: --cpu-smoke runs verl configs (configs/verl/); the local engine already runs on CPU "
+              "(use trainer.total_steps=2 for a quick check)", file=sys.stderr)
+        return 2
     if engine != "local":
         print(f"error: {args.config}: engine={engine!r} is not allowed; allowed values: ['local', 'verl']",
               file=sys.stderr)

@@ -7,7 +7,7 @@ to the next user turn when the model answers without calls. It stops at the limi
 :class:`RunnerConfig`.
 
 Token-in/token-out: ``response_ids`` are exactly the generated ids (mask 1, with their log-probs) and the
-rendered tool/user ids between them (mask 0, log-prob 0.0). Generated text is decoded only for parsing;
+rendered tool/user ids between them (mask 0, log-prob 0.0); they end with the last generated id. Generated text is decoded only for parsing;
 it is never re-tokenised. See :mod:`tool_envs.chat` for how appended messages are rendered.
 
 Usage::
@@ -80,6 +80,11 @@ class RunnerConfig:
         stop_token_ids: Ids that end an assistant message; ``None``: the template's end token and EOS.
         max_tokens_key: Sampling-parameter name the runner sets to the tokens left (``max_tokens`` for
             vLLM/SGLang; the local engine reads the same key).
+        max_prompt_tokens: Cap on the rendered initial prompt (system prompt, tool schemas, first turn).
+            A longer prompt keeps its last ``max_prompt_tokens`` tokens, verl's rule, **before** the first
+            generation, so the model is trained on the context it saw; ``Trajectory.prompt_truncated`` says
+            so. ``None``: no cap. Drop over-long tasks at data preparation instead where you can: a cut
+            prompt loses its system prompt and tools.
     """
 
     tool_format: str = "hermes"
@@ -96,6 +101,7 @@ class RunnerConfig:
     block_hidden_tools: bool = False
     stop_token_ids: list[int] | None = None
     max_tokens_key: str = "max_tokens"
+    max_prompt_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.tool_format not in FORMATS:
@@ -103,7 +109,7 @@ class RunnerConfig:
         for name in ("max_assistant_turns", "max_response_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RunnerConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps_per_turn", "max_new_tokens_per_step", "max_calls_per_turn"):
+        for name in ("max_steps_per_turn", "max_new_tokens_per_step", "max_calls_per_turn", "max_prompt_tokens"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"RunnerConfig.{name} must be >= 1 or None, got {v}")
@@ -151,6 +157,7 @@ class Trajectory:
     stop_reason: str
     messages: list[dict] = field(default_factory=list)
     num_parse_errors: int = 0
+    prompt_truncated: bool = False
 
     @property
     def turn_calls(self) -> list[list[ToolCall]]:
@@ -172,6 +179,29 @@ def _as_task(task: Task | Mapping[str, Any]) -> Task:
     if isinstance(task, Mapping):
         return Task.from_dict(task)
     raise TypeError(f"run_episode: task must be a tool_envs.Task or a mapping, got {type(task).__name__}")
+
+
+def initial_messages(task: Task, config: RunnerConfig, first_turn: list[dict]) -> list[dict]:
+    """System message (the task's own, else the config's) followed by the first user turn."""
+    system = task.system_prompt if task.system_prompt is not None else config.system_prompt
+    return ([{"role": "system", "content": system}] if system is not None else []) + list(first_turn)
+
+
+def rendered_prompt_length(tokenizer: Any, env: Any, task: Task | Mapping[str, Any],
+                           config: RunnerConfig | None = None, renderer: ChatRenderer | None = None) -> int:
+    """Tokens of the prompt :func:`run_episode` would start ``task`` with (tool schemas included).
+
+    What data preparation measures to drop tasks that exceed ``rollout.prompt_length``. Tools held out until
+    a later turn (BFCL miss_func) are not shown, as in the episode.
+    """
+    config = config or RunnerConfig()
+    task = _as_task(task)
+    if renderer is None:
+        renderer = ChatRenderer(tokenizer, dict(config.chat_template_kwargs), config.stop_token_ids)
+    hidden = {n for names in (task.missed_functions or {}).values() for n in names}
+    tools = [t for t in env.tools if t["function"]["name"] not in hidden] if config.pass_tools_to_template else None
+    first = [dict(m) for m in task.turns[0]] if task.turns else []
+    return len(renderer.prompt_ids(initial_messages(task, config, first), tools))
 
 
 class _Stop(Exception):
@@ -240,10 +270,11 @@ async def run_episode(
         return msgs
 
     # --- initial prompt: system + tools + first turn ------------------------------------------------
-    system = task.system_prompt if task.system_prompt is not None else config.system_prompt
-    messages: list[dict] = [{"role": "system", "content": system}] if system is not None else []
-    messages += turn_messages(0) if task.turns else []
+    messages = initial_messages(task, config, turn_messages(0) if task.turns else [])
     prompt_ids = renderer.prompt_ids(messages, visible_tools())
+    prompt_truncated = config.max_prompt_tokens is not None and len(prompt_ids) > config.max_prompt_tokens
+    if prompt_truncated:
+        prompt_ids = list(prompt_ids)[-config.max_prompt_tokens:]
 
     response_ids: list[int] = []
     mask: list[int] = []
@@ -324,6 +355,11 @@ async def run_episode(
                 append_context([_tool_message(r) for r in step.results])
     except _Stop as s:
         stop_reason = s.reason
+    # Context after the last generated token (tool results, a parse-error message and the next assistant
+    # header appended before a limit stopped the episode) is seen by no model turn: drop it from the token
+    # streams, which trainers pad to their longest row. The messages, the trace and the state keep it.
+    while mask and mask[-1] == 0:
+        del response_ids[-1], mask[-1], logprobs[-1]
 
     return Trajectory(
         prompt_ids=list(prompt_ids),
@@ -339,4 +375,5 @@ async def run_episode(
         stop_reason=stop_reason,
         messages=messages,
         num_parse_errors=n_errors,
+        prompt_truncated=prompt_truncated,
     )

@@ -57,15 +57,39 @@ def env_task_row(task: dict[str, Any], index: int, *, env: str | None, data_sour
 
 def prepare_env_tasks(src: str | pathlib.Path, out: str | pathlib.Path, *, env: str | None = None,
                       data_source: str = ENV_DATA_SOURCE, split: str = "train",
-                      limit: int | None = None) -> pathlib.Path:
-    """Convert a Task JSONL (or JSON list) file to one verl parquet file."""
+                      limit: int | None = None, tokenizer: Any = None, max_prompt_length: int | None = None,
+                      runner_config: Any = None, stats: dict | None = None) -> pathlib.Path:
+    """Convert a Task JSONL (or JSON list) file to one verl parquet file.
+
+    With ``tokenizer`` and ``max_prompt_length`` (verl's ``data.max_prompt_length``), tasks whose prompt, as
+    the episode runner renders it with the tool schemas (``runner_config``: a ``RunnerConfig``), is longer are
+    dropped: in training their prompt would be cut, losing the system prompt and tools. verl's own
+    ``filter_overlong_prompts`` cannot see the tool schemas. ``stats`` (if given) receives ``written`` and
+    ``dropped_long``.
+    """
     tasks = _load(src)
     if limit is not None:
         tasks = tasks[:limit]
-    rows = [env_task_row(_as_dict(t, f"{src} task {i}"), i, env=env, data_source=data_source, split=split,
-                         where=f"{src} task {i}")
-            for i, t in enumerate(tqdm(tasks, desc="tasks", disable=len(tasks) < 500))]
+    dicts = [_as_dict(t, f"{src} task {i}") for i, t in enumerate(tasks)]
+    keep = list(range(len(dicts)))
+    if tokenizer is not None and max_prompt_length is not None:
+        keep = [i for i in keep if _prompt_length(tokenizer, dicts[i], env, runner_config) <= max_prompt_length]
+    rows = [env_task_row(dicts[i], j, env=env, data_source=data_source, split=split, where=f"{src} task {i}")
+            for j, i in enumerate(tqdm(keep, desc="tasks", disable=len(keep) < 500))]
+    if not rows:
+        raise DataPrepError(f"{src}: no task left to write (dropped {len(dicts)} over {max_prompt_length} prompt "
+                            "tokens); raise --max-prompt-length (and data.max_prompt_length) or shorten the tasks")
+    if stats is not None:
+        stats.update(written=len(rows), dropped_long=len(dicts) - len(keep))
     return write_verl_parquet(rows, out)
+
+
+def _prompt_length(tokenizer: Any, task: dict[str, Any], env: str | None, runner_config: Any) -> int:
+    from tool_envs import Task, env_for_task, load_env
+    from tool_envs.runner import rendered_prompt_length
+
+    parsed = Task.from_dict(task)
+    return rendered_prompt_length(tokenizer, load_env(env) if env else env_for_task(parsed), parsed, runner_config)
 
 
 def _load(src: str | pathlib.Path) -> list[Any]:

@@ -33,6 +33,10 @@ def _add_prepare_parsers(prep: argparse.ArgumentParser) -> None:
     p.add_argument("--data-source", default="tool_env")
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer (model folder or hub id) to measure each rendered prompt, tool schemas included")
+    p.add_argument("--max-prompt-length", type=int, default=None,
+                   help="drop tasks whose rendered prompt is longer (use the config's data.max_prompt_length)")
     p.set_defaults(_run=_run_tasks)
 
     p = sub.add_parser("math", help="math data (local file or hub id) -> parquet")
@@ -57,7 +61,19 @@ def _run_toolrl(a: argparse.Namespace) -> None:
 def _run_tasks(a: argparse.Namespace) -> None:
     from dipo_tools.data.env_tasks import prepare_env_tasks
 
-    print(prepare_env_tasks(a.src, a.out, env=a.env, data_source=a.data_source, split=a.split, limit=a.limit))
+    tokenizer = None
+    if (a.tokenizer is None) != (a.max_prompt_length is None):
+        raise DataPrepError("--tokenizer and --max-prompt-length go together (the length is measured in its tokens)")
+    if a.tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(a.tokenizer)
+    stats: dict = {}
+    out = prepare_env_tasks(a.src, a.out, env=a.env, data_source=a.data_source, split=a.split, limit=a.limit,
+                            tokenizer=tokenizer, max_prompt_length=a.max_prompt_length, stats=stats)
+    dropped = (f", dropped {stats['dropped_long']} whose rendered prompt exceeds {a.max_prompt_length} tokens"
+               if a.max_prompt_length is not None else "")
+    print(f"{out}: wrote {stats['written']} rows{dropped}")
 
 
 def _run_math(a: argparse.Namespace) -> None:

@@ -27,6 +27,9 @@ from dipo_tools.engines.metrics import read_metrics, series
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "local", "demo.yaml")
 ALGOS = ("dipo", "grpo", "dapo")
+#: ``quick=True``: a smoke run, a handful of steps on few tasks.
+QUICK_OVERRIDES = ("sft.steps=4", "trainer.total_steps=2", "trainer.eval_every=1", "data.num_train=16",
+                   "data.num_eval=4", "rollout.tasks_per_step=2", "rollout.group_size=4", "model.preset=test")
 
 
 def _default_config_path() -> str:
@@ -50,9 +53,8 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     if bad:
         raise ConfigError(f"demo: unknown algorithm(s) {bad}; allowed values: {list(ALGOS)}")
     ov = list(overrides)
-    if quick:  # a smoke run: a handful of steps on few tasks
-        ov = ["sft.steps=4", "trainer.total_steps=2", "trainer.eval_every=1", "data.num_train=16", "data.num_eval=4",
-              "rollout.tasks_per_step=2", "rollout.group_size=4", "model.preset=test", *ov]
+    if quick:
+        ov = [*QUICK_OVERRIDES, *ov]
     if steps is not None:
         ov.append(f"trainer.total_steps={steps}")
     if output_dir is not None:

@@ -27,17 +27,6 @@ def _as_1d(x: Any, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
     return t.to(dtype) if dtype is not None else t
 
 
-def _finite_log_ppl(log_ppl: torch.Tensor) -> torch.Tensor:
-    """Clip non-finite log-PPL (a -inf token log-prob) into the batch's finite range, so nothing is NaN."""
-    finite = torch.isfinite(log_ppl)
-    if bool(finite.all()):
-        return log_ppl
-    if not bool(finite.any()):
-        return torch.zeros_like(log_ppl)
-    hi, lo = log_ppl[finite].max(), log_ppl[finite].min()
-    return torch.nan_to_num(log_ppl, nan=float(hi), posinf=float(hi), neginf=float(lo))
-
-
 def classify_groups(
     scores: torch.Tensor, success: torch.Tensor, groups: Groups, extreme_by: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,19 +52,27 @@ def reallocated_rewards(
     easy: torch.Tensor,
     fit: ThresholdFit,
     config: DiPOConfig,
+    valid: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``R_r [B]`` plus the masks of reallocated hard and easy groups ``[G]``."""
-    argmax = segment_first_argmax(log_ppl, groups)
-    qualifies = groups.sizes >= 2
+    """``R_r [B]`` plus the masks of reallocated hard and easy groups ``[G]``.
+
+    Only ``valid`` responses (default: all) take part: the max-PPL choice, the group-mean gate and the
+    "at least 2 members" rule count them alone, and an invalid response always gets ``R_r = 0``.
+    """
+    if valid is None:
+        valid = torch.ones_like(log_ppl, dtype=torch.bool)
+    argmax = segment_first_argmax(torch.where(valid, log_ppl, torch.full_like(log_ppl, -math.inf)), groups)
+    n_valid = segment_sum(valid.to(log_ppl.dtype), groups)
+    qualifies = n_valid >= 2
     if config.gate == "none":
         hard_q, easy_q = hard & qualifies, easy & qualifies
     elif fit.tau is None:
         hard_q = easy_q = torch.zeros_like(hard)
     else:
         if config.gate == "max_sample":
-            probe = log_ppl[argmax]
+            probe = log_ppl[argmax.clamp(max=log_ppl.numel() - 1)]
         else:  # group_mean
-            probe = segment_sum(log_ppl, groups) / groups.sizes.to(log_ppl.dtype)
+            probe = segment_sum(torch.where(valid, log_ppl, torch.zeros_like(log_ppl)), groups) / n_valid.clamp(min=1)
         below = probe < fit.tau
         hard_q = hard & qualifies & below
         easy_q = easy & qualifies & ~below
@@ -83,7 +80,7 @@ def reallocated_rewards(
         easy_q = torch.zeros_like(easy_q)
     elif config.reallocate == "easy":
         hard_q = torch.zeros_like(hard_q)
-    r_r = easy_q[groups.codes].to(torch.float32)  # easy groups: 1 for every member ...
+    r_r = (easy_q[groups.codes] & valid).to(torch.float32)  # easy groups: 1 for every valid member ...
     picked = hard_q | easy_q
     # ... and the max-PPL member of each reallocated group: 1 in a hard group, 0 in an easy one.
     r_r[argmax[picked]] = hard_q[picked].to(r_r.dtype)
@@ -103,9 +100,12 @@ def compute_dipo_advantages(
     Args:
         scores: ``[B]`` float, the verifier or shaped reward R (never altered).
         success: ``[B]`` bool or 0/1, the binary verdict used for extremeness and PSD.
-        log_ppl: ``[B]`` float, from :func:`response_log_ppl` on the old-policy log-probs.
+        log_ppl: ``[B]`` float, from :func:`response_log_ppl` on the old-policy log-probs. A non-finite
+            value (a response without generated tokens, or a -inf/NaN token log-prob) marks a response whose
+            perplexity is undefined: it is left out of the queue and of the max-PPL choice, and its advantage
+            is GRPO's alone.
         group_ids: length-B uids (verl's strings, any hashables) or an int tensor.
-        state: the PPL queue; this batch is pushed into it.
+        state: the PPL queue; this batch's valid responses are pushed into it.
         config: :class:`DiPOConfig`; defaults when ``None``.
     Returns:
         ``(advantages [B], stats)``. With ``config.enabled=False`` the advantages equal verl's GRPO exactly.
@@ -115,7 +115,8 @@ def compute_dipo_advantages(
     if not torch.is_floating_point(scores):
         scores = scores.to(torch.float32)
     success = _as_1d(success, "success").to(device=scores.device) != 0
-    log_ppl = _finite_log_ppl(_as_1d(log_ppl, "log_ppl").to(device=scores.device, dtype=torch.float64))
+    log_ppl = _as_1d(log_ppl, "log_ppl").to(device=scores.device, dtype=torch.float64)
+    valid = torch.isfinite(log_ppl)
     groups = group_codes(group_ids, scores.device)
     b = scores.numel()
     if not (success.numel() == log_ppl.numel() == groups.codes.numel() == b):
@@ -124,28 +125,32 @@ def compute_dipo_advantages(
             f"group_ids {groups.codes.numel()}"
         )
 
-    state.push(log_ppl, success, config.queue_batches)
+    state.push(log_ppl[valid], success[valid], config.queue_batches)
     q_lp, q_success = state.queue()
     fit = fit_threshold(q_lp, q_success, z=config.z, min_side=config.min_side)
 
     hard, easy = classify_groups(scores, success, groups, config.extreme_by)
-    r_r, hard_q, easy_q = reallocated_rewards(log_ppl, groups, hard, easy, fit, config)
+    r_r, hard_q, easy_q = reallocated_rewards(log_ppl, groups, hard, easy, fit, config, valid)
 
     adv_main = grpo_advantages(scores, groups, eps=config.eps, norm_by_std=config.norm_by_std)
     if config.enabled:
-        adv_side = grpo_advantages(r_r.to(scores.dtype), groups, eps=config.eps, norm_by_std=config.norm_by_std)
+        # the side term lives among valid responses only (group statistics of R_r included)
+        adv_side = torch.zeros_like(adv_main)
+        adv_side[valid] = grpo_advantages(r_r[valid].to(scores.dtype), group_codes(groups.codes[valid], scores.device),
+                                          eps=config.eps, norm_by_std=config.norm_by_std)
         advantages = adv_main + config.alpha * adv_side
     else:
         advantages = adv_main
 
-    stats = _stats(scores, success, log_ppl, groups, hard, easy, hard_q, easy_q, fit, adv_main, advantages, state)
+    stats = _stats(success, log_ppl, valid, groups, hard, easy, hard_q, easy_q, fit, adv_main, advantages, state)
     return advantages, stats
 
 
-def _stats(scores, success, log_ppl, groups, hard, easy, hard_q, easy_q, fit, adv_main, advantages, state):
+def _stats(success, log_ppl, valid, groups, hard, easy, hard_q, easy_q, fit, adv_main, advantages, state):
     g = float(groups.num_groups)
     b = float(success.numel())
     nan = float("nan")
+    right, wrong = success & valid, ~success & valid
     stats: dict[str, Any] = {
         "frac_hard": float(hard.sum()) / g,
         "frac_easy": float(easy.sum()) / g,
@@ -164,18 +169,20 @@ def _stats(scores, success, log_ppl, groups, hard, easy, hard_q, easy_q, fit, ad
         "n_realloc_easy": int(easy_q.sum()),
         "frac_nonzero_adv": float((advantages != 0).sum()) / b,
         "frac_nonzero_adv_grpo": float((adv_main != 0).sum()) / b,
-        "mean_log_ppl_right": float(log_ppl[success].mean()) if bool(success.any()) else nan,
-        "mean_log_ppl_wrong": float(log_ppl[~success].mean()) if bool((~success).any()) else nan,
+        "mean_log_ppl_right": float(log_ppl[right].mean()) if bool(right.any()) else nan,
+        "mean_log_ppl_wrong": float(log_ppl[wrong].mean()) if bool(wrong.any()) else nan,
         "success_rate": float(success.float().mean()),
         "queue_size": len(state),
+        "n_undefined_ppl": int((~valid).sum()),
     }
     if fit.tau is not None:
-        low = log_ppl < fit.tau
+        low = log_ppl < fit.tau  # quadrant shares among responses with a defined perplexity
+        n = max(float(valid.sum()), 1.0)
         stats.update(
-            quadrant_cl=float((success & low).sum()) / b,
-            quadrant_ch=float((success & ~low).sum()) / b,
-            quadrant_el=float((~success & low).sum()) / b,
-            quadrant_eh=float((~success & ~low).sum()) / b,
+            quadrant_cl=float((right & low).sum()) / n,
+            quadrant_ch=float((right & ~low).sum()) / n,
+            quadrant_el=float((wrong & low).sum()) / n,
+            quadrant_eh=float((wrong & ~low).sum()) / n,
         )
     else:  # quadrants are undefined without a threshold
         stats.update(quadrant_cl=nan, quadrant_ch=nan, quadrant_el=nan, quadrant_eh=nan)

@@ -8,7 +8,8 @@ def response_log_ppl(token_logprobs: torch.Tensor, response_mask: torch.Tensor) 
     """Mean negative log-prob over the masked (model-generated) tokens of each response.
 
     ``log_ppl_i = -(sum_t m_it * logp_it) / sum_t m_it``. Tool-output tokens carry mask 0 and do not count.
-    A response with no generated token gets 0 (its PPL is 1): there is nothing to be confident about.
+    A response with no generated token (e.g. verl's padding rows) gets NaN: its perplexity is undefined,
+    and :func:`~dipo_tools.dipo.compute_dipo_advantages` leaves it out of the queue and the max-PPL choice.
 
     Args:
         token_logprobs: ``[B, T]`` old-policy log-probs of the response tokens.
@@ -26,4 +27,5 @@ def response_log_ppl(token_logprobs: torch.Tensor, response_mask: torch.Tensor) 
     # where() rather than multiply: padding positions may hold -inf log-probs.
     total = torch.where(mask > 0, token_logprobs.to(dtype), torch.zeros((), dtype=dtype)).sum(-1)
     count = mask.sum(-1)
-    return -total / count.clamp_min(1.0)
+    nan = torch.full_like(total, float("nan"))
+    return torch.where(count > 0, -total / count.clamp_min(1.0), nan)

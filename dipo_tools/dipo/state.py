@@ -35,6 +35,12 @@ class DiPOState:
             return torch.empty(0, dtype=torch.float64), torch.empty(0, dtype=torch.bool)
         return torch.cat(self.log_ppl), torch.cat(self.success)
 
+    def fingerprint(self) -> float:
+        """A number that changes with any queued value or their order (to check a restore is exact)."""
+        log_ppl, success = self.queue()
+        weights = torch.arange(1, log_ppl.numel() + 1, dtype=torch.float64)
+        return float((log_ppl * weights).sum() + (success.to(torch.float64) * weights).sum() * 1e-3)
+
     def __len__(self) -> int:
         return sum(t.numel() for t in self.log_ppl)
 

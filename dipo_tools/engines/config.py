@@ -205,7 +205,9 @@ class ActorConfig:
         grad_clip: Max global grad norm (verl default 1.0); guards against rare huge-advantage batches.
         clip_ratio_low: PPO lower clip epsilon (DAPO 0.2).
         clip_ratio_high: PPO upper clip epsilon (DAPO clip-higher 0.28: lets unlikely good tokens grow faster).
-        clip_ratio_c: Dual-clip bound for negative advantages (verl default 3.0).
+        clip_ratio_c: Dual-clip bound for negative advantages: 10.0 as the DAPO base of the verl DAPO/DiPO
+            configs (verl's own default is 3.0, which ToolRL's GRPO run used). Lower bounds the loss of
+            very off-policy tokens with negative advantage more tightly.
         loss_agg_mode: verl ``agg_loss`` mode; ``token-mean`` as DAPO/DiPO.
         policy_loss: Name in verl's policy-loss registry (``vanilla`` = PPO clip).
         ppo_epochs: Passes over each batch. >1 reuses samples (more learning per rollout) with ratio clipping.
@@ -221,7 +223,7 @@ class ActorConfig:
     grad_clip: float = 1.0
     clip_ratio_low: float = 0.2
     clip_ratio_high: float = 0.28
-    clip_ratio_c: float = 3.0
+    clip_ratio_c: float = 10.0
     loss_agg_mode: str = "token-mean"
     policy_loss: str = "vanilla"
     ppo_epochs: int = 1

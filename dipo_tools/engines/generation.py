@@ -6,7 +6,8 @@ of the event loop and serves them with ONE left-padded ``model.generate`` call, 
 the episodes' later steps) are generated as a batch.
 
 Log-probs are ``log_softmax(raw_logits / T)`` of the sampled tokens: the same quantity the training forward
-pass computes, so PPO ratios start at 1 (top-p/top-k truncation is not part of it, as in verl).
+pass computes, so PPO ratios start at 1 (top-p/top-k truncation is not part of it, as in verl). They are
+taken step by step (:func:`sample_with_logprobs`), so generation never holds more than one step's logits.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class BatchedGenerator:
     """Async ``GenerateFn``: ``await gen(token_ids, sampling_params) -> (new_ids, logprobs)``.
 
     ``sampling_params`` keys understood (verl/vLLM names and HF names): ``temperature`` (0 = greedy),
-    ``top_p``, ``top_k``, ``max_new_tokens`` / ``max_tokens``, ``stop_token_ids``.
+    ``top_p``, ``top_k``, ``max_new_tokens`` / ``max_tokens``, ``min_tokens`` / ``min_new_tokens`` (stop
+    tokens are not sampled before that many tokens; fixed-length generation for benchmarks), ``stop_token_ids``.
     """
 
     def __init__(self, model, tokenizer, max_batch: int = 128, default_max_new_tokens: int = 64) -> None:
@@ -101,50 +103,103 @@ class BatchedGenerator:
             self.seconds += time.perf_counter() - t0
 
     def _generate_batch(self, prompts, params, max_new_tokens):
-        model = self.model
-        device = next(model.parameters()).device
-        limits = max_new_tokens or [self.default_max_new_tokens] * len(prompts)
-        budget = max(limits)
-        temperature = float(_param(params, "temperature", default=1.0))
-        top_p = float(_param(params, "top_p", default=1.0))
-        top_k = int(_param(params, "top_k", default=0) or 0)
         eos = {self.tokenizer.eos_token_id}
         eos.update(int(t) for t in (params.get("stop_token_ids") or []))
         eos.discard(None)
-
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
-            if p:
-                input_ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
-                attn[i, width - len(p):] = 1
-        greedy = temperature <= 0
-        gen_kwargs: dict[str, Any] = dict(
-            max_new_tokens=budget, do_sample=not greedy, pad_token_id=self.pad_id, eos_token_id=sorted(eos),
-            return_dict_in_generate=True, output_logits=True, use_cache=True,
-        )
-        if not greedy:
-            gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
-        was_training = model.training
-        model.eval()
-        try:
-            out = model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device), **gen_kwargs)
-        finally:
-            model.train(was_training)
+        results = sample_with_logprobs(
+            self.model, prompts, max_new_tokens or [self.default_max_new_tokens] * len(prompts),
+            temperature=float(_param(params, "temperature", default=1.0)),
+            top_p=float(_param(params, "top_p", default=1.0)), top_k=int(_param(params, "top_k", default=0) or 0),
+            min_new_tokens=int(_param(params, "min_tokens", "min_new_tokens", default=0)),
+            stop_ids=sorted(eos), pad_id=self.pad_id)
         self.num_calls += 1
         self.num_sequences += len(prompts)
-        new = out.sequences[:, width:].cpu()
-        if new.shape[1] == 0:
-            return [([], []) for _ in prompts]
-        logits = torch.stack(out.logits, dim=1).float().cpu()  # [B, S, V] raw logits
-        logp = torch.log_softmax(logits / (temperature if not greedy else 1.0), dim=-1)
-        tok_logp = logp.gather(-1, new.unsqueeze(-1)).squeeze(-1)
-        results = []
-        eos_t = torch.tensor(sorted(eos))
-        for i in range(len(prompts)):
-            row = new[i, :limits[i]]
-            hit = torch.isin(row, eos_t).nonzero()
-            n = int(hit[0, 0]) + 1 if hit.numel() else row.numel()
-            results.append((row[:n].tolist(), tok_logp[i, :n].tolist()))
         return results
+
+
+@torch.no_grad()
+def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[int], *, temperature: float,
+                         stop_ids: list[int], pad_id: int, top_p: float = 1.0, top_k: int = 0,
+                         min_new_tokens: int = 0) -> list[tuple[list[int], list[float]]]:
+    """Sample continuations of left-padded ``prompts`` with a KV cache; ``(new_ids, logprobs)`` per prompt.
+
+    Row ``i`` stops after a token in ``stop_ids`` (kept) or ``max_new_tokens[i]`` tokens. ``temperature <= 0``
+    is greedy (log-probs then at temperature 1). Each step keeps only that step's ``[B, vocab]`` logits: the
+    sampled token's log-prob is taken before the next step, so memory is the KV cache plus one step's
+    logits, never ``B x steps x vocab`` (20 GB in fp32 for 64 x 512 tokens of Qwen's 151,936-token vocab).
+    The log-prob is ``log_softmax(raw_logits / T)``, what the training forward computes; top-k/top-p
+    (transformers' own warpers, in ``generate``'s order) and ``min_new_tokens`` (no stop token before that
+    many tokens) only choose the token.
+    """
+    from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
+
+    n = len(prompts)
+    if n == 0:
+        return []
+    device = next(model.parameters()).device
+    greedy = temperature <= 0
+    scale = 1.0 if greedy else float(temperature)
+    warpers = LogitsProcessorList()
+    if not greedy and top_k > 0:
+        warpers.append(TopKLogitsWarper(top_k))
+    if not greedy and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, width), dtype=torch.long)
+    for i, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
+        if p:
+            input_ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            attn[i, width - len(p):] = 1
+    input_ids, attn = input_ids.to(device), attn.to(device)
+    position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
+    limits = torch.tensor(max_new_tokens, device=device)
+    stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    finished = limits <= 0
+    tokens: list[torch.Tensor] = []
+    logprobs: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids, use_cache=True,
+                    logits_to_keep=1)
+        next_pos = position_ids[:, -1:] + 1
+        for step in range(int(limits.max())):
+            if bool(finished.all()):
+                break
+            logits = out.logits[:, -1].float() / scale
+            cache = out.past_key_values
+            del out
+            scores = logits
+            if step < min_new_tokens:
+                scores = logits.index_fill(-1, stop, float("-inf"))
+            if greedy:
+                nxt = scores.argmax(-1)
+            else:
+                scores = warpers(input_ids, scores) if warpers else scores
+                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+                del scores
+            nxt = torch.where(finished, torch.full_like(nxt, pad_id), nxt)
+            logprobs.append(torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(1))
+            tokens.append(nxt)
+            del logits
+            finished = finished | torch.isin(nxt, stop) | (limits <= step + 1)
+            if bool(finished.all()):
+                break
+            attn = torch.cat([attn, attn.new_ones((n, 1))], dim=1)
+            out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=next_pos,
+                        past_key_values=cache, use_cache=True)
+            next_pos = next_pos + 1
+    finally:
+        model.train(was_training)
+    if not tokens:
+        return [([], []) for _ in prompts]
+    new = torch.stack(tokens, dim=1).cpu()
+    lps = torch.stack(logprobs, dim=1).cpu()
+    results = []
+    for i in range(n):
+        row = new[i, :max(int(max_new_tokens[i]), 0)]
+        hit = torch.isin(row, stop.cpu()).nonzero()
+        k = int(hit[0, 0]) + 1 if hit.numel() else row.numel()
+        results.append((row[:k].tolist(), lps[i, :k].tolist()))
+    return results

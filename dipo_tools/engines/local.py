@@ -193,18 +193,24 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     """Log-probs of the last ``keep`` tokens of each (left-padded) row at ``temperature``: ``[N, keep]``.
 
     Only the response window gets logits (``logits_to_keep``): prompts are long and shared, and the
-    vocabulary projection + log-softmax over them would dominate the update's time and memory.
+    vocabulary projection + log-softmax over them would dominate the update's time and memory. The
+    ``[N, keep, vocab]`` tensors are what a real model's update is made of (151,936 columns for Qwen), so
+    the log-prob is ``logit - logsumexp`` (no log-softmax copy) and the entropy, which is only logged, is
+    computed without a graph a few rows at a time.
     """
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                   use_cache=False, logits_to_keep=keep + 1).logits[:, :-1].float()
-    logits = logits / temperature
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, -keep:].unsqueeze(-1)).squeeze(-1)
+                   use_cache=False, logits_to_keep=keep + 1).logits[:, :-1]
+    logits = logits.float() / temperature
+    picked = logits.gather(-1, input_ids[:, -keep:].unsqueeze(-1)).squeeze(-1)
+    lp = picked - torch.logsumexp(logits, dim=-1)
     if not with_entropy:
         return lp, None
-    from verl.utils.torch_functional import entropy_from_logits
+    from verl.utils.torch_functional import entropy_from_logits_with_chunking
 
-    return lp, entropy_from_logits(logits)
+    with torch.no_grad():
+        flat = logits.detach().reshape(-1, logits.shape[-1])
+        return lp, entropy_from_logits_with_chunking(flat, chunk_size=64).view(logits.shape[:-1])
 
 
 @dataclass

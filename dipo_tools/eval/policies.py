@@ -452,30 +452,18 @@ class TransformersPolicy(Policy):
         self._lock = threading.Lock()  # one generate at a time: the model is shared
 
     def _generate_ids(self, prompt_ids: list[int], params: dict) -> tuple[list[int], list[float]]:
-        import torch
+        from dipo_tools.engines.generation import sample_with_logprobs
 
         temp = float(params.get("temperature", self.sampling.temperature))
         max_new = int(params.get("max_tokens", params.get("max_new_tokens", self.sampling.max_tokens)))
         eos = _eos_ids(self.tokenizer)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
-        kw = dict(max_new_tokens=max_new, eos_token_id=eos, pad_token_id=pad, output_scores=True,
-                  return_dict_in_generate=True)
-        if temp > 0:  # seeded once at construction: successive samples differ, runs repeat
-            kw.update(do_sample=True, temperature=temp, top_p=float(params.get("top_p", self.sampling.top_p)))
-        else:
-            kw.update(do_sample=False)
-        with self._lock, torch.no_grad():
-            inp = torch.tensor([prompt_ids], device=self.device)
-            out = self.model.generate(inp, attention_mask=torch.ones_like(inp), **kw)
-        new = out.sequences[0, inp.shape[1]:].tolist()
-        lps = []
-        for step, tok_id in enumerate(new):
-            logp = torch.log_softmax(out.scores[step][0].float() / (temp if temp > 0 else 1.0), -1)
-            lps.append(float(logp[tok_id]))
-        # cut after the first EOS (generate pads finished rows)
-        for i, t in enumerate(new):
-            if t in eos:
-                return new[: i + 1], lps[: i + 1]
+        # the training engine's sampler: one step's logits at a time, log-probs at the sampling temperature;
+        # seeded once at construction, so successive samples differ and runs repeat
+        with self._lock:
+            (new, lps), = sample_with_logprobs(
+                self.model, [list(prompt_ids)], [max_new], temperature=temp, stop_ids=eos, pad_id=pad,
+                top_p=float(params.get("top_p", self.sampling.top_p)), top_k=int(params.get("top_k") or 0))
         return new, lps
 
     def complete(self, request: Request) -> str:

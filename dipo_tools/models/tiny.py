@@ -116,25 +116,35 @@ def build_tiny_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 
         seed: seed of the synthetic corpus; the result is deterministic for the same inputs.
         min_frequency: BPE merge threshold.
 
-    Returns a ``PreTrainedTokenizerFast`` (eos ``<|im_end|>``, pad ``<|endoftext|>``) that round-trips
-    arbitrary text exactly (byte-level: no UNK).
+    Returns a ``Qwen2Tokenizer`` (eos ``<|im_end|>``, pad ``<|endoftext|>``) that round-trips arbitrary text
+    exactly (byte-level: no UNK) and splits text as Qwen's tokenizer does, so a saved model reloads through
+    ``AutoTokenizer`` with the same ids.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     if vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
         raise ValueError(f"build_tiny_tokenizer: vocab_size={vocab_size} is too small; use >= "
                          f"{256 + len(SPECIAL_TOKENS) + 1} (256 byte symbols + {len(SPECIAL_TOKENS)} specials)")
     texts = _synthetic_corpus(seed) + [t for t in (corpus or []) if t]
+    # Train with exactly the normalizer and pre-tokenizer that Qwen2Tokenizer rebuilds on load: a saved
+    # model has model_type qwen2, and AutoTokenizer then always returns a Qwen2Tokenizer (whatever
+    # tokenizer_config.json declares), so any other pipeline would reload as different token ids.
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in json.loads(tok.to_str())["model"]["merges"]]
+    return Qwen2Tokenizer(
+        vocab=tok.get_vocab(with_added_tokens=True),
+        merges=merges,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
         bos_token=None,

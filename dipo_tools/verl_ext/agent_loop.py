@@ -18,7 +18,13 @@ Settings (top-level ``dipo_agent`` section of the training config)::
       runner: {tool_format: hermes, max_assistant_turns: 16, ...}   # tool_envs.runner.RunnerConfig fields
       reward: {}                                                   # reward.multi_turn config fields
 
-``runner.max_response_tokens`` defaults to ``actor_rollout_ref.rollout.response_length``.
+``runner.max_response_tokens`` defaults to ``actor_rollout_ref.rollout.response_length`` and
+``runner.max_prompt_tokens`` to ``rollout.prompt_length``: an over-long rendered prompt is cut (verl's rule,
+keep the end) before the first generation, never after the episode, and counted in ``prompt_truncated``.
+
+Like verl's own loops, the output's ``extra_fields`` carry what the server client returned with the first
+generation, with ``max_global_steps`` raised to the last one's: verl's TransferQueue worker turns
+``min_global_steps`` / ``max_global_steps`` into the tags the trainer's metrics read.
 """
 from __future__ import annotations
 
@@ -41,6 +47,16 @@ logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 REWARD_INFO_KEYS = ("score", "acc", "state_ok", "response_ok", "turn_pass_rate", "force_terminated")
 
 
+def merge_server_extra_fields(merged: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Fold one generation's ``TokenOutput.extra_fields`` into the episode's, as verl's ToolAgentLoop does:
+    the first output's fields are kept, ``max_global_steps`` follows the latest weights version."""
+    if not merged:
+        merged.update(new)
+        return
+    if new.get("max_global_steps") is not None:
+        merged["max_global_steps"] = new["max_global_steps"]
+
+
 class TaskRowError(ValueError):
     """A dataset row the loop cannot run; names the field and the fix."""
 
@@ -58,6 +74,7 @@ def runner_config_from(trainer_config: Any) -> Any:
     section = _plain(trainer_config.get("dipo_agent", None)) or {}
     values = dict(section.get("runner") or {})
     values.setdefault("max_response_tokens", int(trainer_config.actor_rollout_ref.rollout.response_length))
+    values.setdefault("max_prompt_tokens", int(trainer_config.actor_rollout_ref.rollout.prompt_length))
     try:
         return RunnerConfig.from_mapping(values)
     except (TypeError, ValueError) as exc:
@@ -107,12 +124,14 @@ class DiPOToolAgentLoop(AgentLoopBase):
         task, env = task_and_env_from_row(kwargs.get("extra_info"))
         request_id = uuid4().hex  # one sticky session per episode (prefix caching across turns)
         timing: dict[str, float] = {}
+        server_fields: dict[str, Any] = {}
 
         async def generate(token_ids: list[int], params: dict) -> tuple[list[int], list[float] | None]:
             with simple_timer("generate_sequences", timing):
                 out = await self.server_manager.generate(
                     request_id=request_id, prompt_ids=token_ids, sampling_params=params
                 )
+            merge_server_extra_fields(server_fields, out.extra_fields or {})
             return list(out.token_ids), (list(out.log_probs) if out.log_probs else None)
 
         traj = await run_episode(
@@ -137,11 +156,15 @@ class DiPOToolAgentLoop(AgentLoopBase):
             num_user_turns=float(traj.num_user_turns),
             num_parse_errors=float(traj.num_parse_errors),
             truncated=float(traj.stop_reason != "done"),
+            prompt_truncated=float(traj.prompt_truncated),
         )
-        prompt_ids = self._cap_text_prompt_length(list(traj.prompt_ids))
+        if traj.prompt_truncated:
+            logger.warning("task %s: rendered prompt exceeds rollout.prompt_length=%d; kept its last tokens "
+                           "(drop such tasks at data preparation: dipo data prepare tasks --tokenizer ...)",
+                           task.id, self.rollout_config.prompt_length)
         n = self.response_length
         return AgentLoopOutput(
-            prompt_ids=prompt_ids,
+            prompt_ids=list(traj.prompt_ids),
             response_ids=traj.response_ids[:n],
             response_mask=traj.response_mask[:n],
             response_logprobs=traj.response_logprobs[:n],
@@ -153,6 +176,7 @@ class DiPOToolAgentLoop(AgentLoopBase):
                 compute_score=timing.get("compute_score", 0.0),
             ),
             extra_fields={
+                **server_fields,
                 "reward_extra_info": reward_extra_info,
                 "episode_reward": episode_reward,
                 "success": success,

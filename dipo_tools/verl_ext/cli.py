@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. trainer.n_gpus_per_node=8")
     parser.add_argument("--dry-run", action="store_true", help="compose and validate on CPU, then exit")
     parser.add_argument("--print-config", action="store_true", help="print the composed config (with --dry-run)")
+    parser.add_argument("--allow-missing-data", action="store_true",
+                        help="with --dry-run: only note data files missing here (data that lives on the cluster)")
+    parser.add_argument("--cpu-smoke", action="store_true",
+                        help="run this config's real verl loop on CPU for 3 steps (tiny model, sample data, "
+                             "checkpoint + resume); last line: 'metrics: <path>'")
+    parser.add_argument("--smoke-dir", default=None, help="output folder of --cpu-smoke (default outputs/cpu_smoke/NAME)")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,8 +34,11 @@ def _run(args: argparse.Namespace) -> int:
     from dipo_tools.verl_ext.main import run_verl_training
     from dipo_tools.verl_ext.validation import ConfigError
 
+    if getattr(args, "cpu_smoke", False):
+        return _run_smoke(args)
     try:
-        cfg = run_verl_training(args.config, list(args.overrides), dry_run=args.dry_run)
+        cfg = run_verl_training(args.config, list(args.overrides), dry_run=args.dry_run,
+                                allow_missing_data=args.allow_missing_data)
     except (ConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -40,6 +49,25 @@ def _run(args: argparse.Namespace) -> int:
         raise
     if args.dry_run and args.print_config:
         print(OmegaConf.to_yaml(cfg))
+    return 0
+
+
+def _run_smoke(args: argparse.Namespace) -> int:
+    from dipo_tools.verl_ext.smoke import SmokeError, run_cpu_smoke
+    from dipo_tools.verl_ext.validation import ConfigError
+
+    if args.dry_run:
+        print("error: --cpu-smoke and --dry-run are exclusive (the smoke run validates the config first)", file=sys.stderr)
+        return 2
+    try:
+        metrics = run_cpu_smoke(args.config, list(args.overrides), out_dir=args.smoke_dir)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SmokeError as exc:
+        print(f"error: cpu smoke failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"metrics: {metrics}")
     return 0
 
 

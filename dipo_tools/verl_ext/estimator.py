@@ -5,8 +5,9 @@ verl's generic call site passes custom estimators only ``token_level_rewards``, 
 verdict and the persistent PPL queue. Our trainer subclass (``dipo_tools.verl_ext.trainer``) passes them;
 called without them, this estimator stops with an error that says how to launch instead.
 
-Options come from ``algorithm.dipo.*`` (see :class:`dipo_tools.dipo.DiPOConfig`);
-``algorithm.norm_adv_by_std_in_grpo`` applies to both DiPO terms, as in GRPO.
+Options come from ``algorithm.dipo.*`` (see :class:`dipo_tools.dipo.DiPOConfig`), except the std
+normalisation: verl's own ``algorithm.norm_adv_by_std_in_grpo`` is its one source of truth (it applies to
+both DiPO terms, as in GRPO); an ``algorithm.dipo.norm_by_std`` that disagrees with it is refused.
 """
 from __future__ import annotations
 
@@ -24,13 +25,24 @@ logger = logging.getLogger(__name__)
 
 
 def dipo_config_from_algorithm(config: Any) -> DiPOConfig:
-    """Read ``algorithm.dipo`` (a dict, DictConfig or verl AlgoConfig); the std switch is verl's own."""
+    """Read ``algorithm.dipo`` (a dict, DictConfig or verl AlgoConfig); the std switch is verl's own.
+
+    Raises ValueError when ``algorithm.dipo.norm_by_std`` contradicts ``algorithm.norm_adv_by_std_in_grpo``:
+    silently preferring one would train a different objective than the config says.
+    """
     if config is None:
         return DiPOConfig()
     dipo_node = config.get("dipo", None) if hasattr(config, "get") else None
     values = dict(DiPOConfig.from_mapping(dipo_node).__dict__)
     norm = config.get("norm_adv_by_std_in_grpo", None) if hasattr(config, "get") else None
     if norm is not None:
+        own = dipo_node.get("norm_by_std", None) if dipo_node is not None and hasattr(dipo_node, "get") else None
+        if own is not None and bool(own) != bool(norm):
+            raise ValueError(
+                f"algorithm.dipo.norm_by_std={own} contradicts algorithm.norm_adv_by_std_in_grpo={norm}; verl's key "
+                "decides for both advantage terms: remove algorithm.dipo.norm_by_std and set "
+                "algorithm.norm_adv_by_std_in_grpo"
+            )
         values["norm_by_std"] = bool(norm)
     return DiPOConfig(**values)
 

@@ -45,11 +45,33 @@ def compose_config(config_path_or_name: str | None = None, overrides: Sequence[s
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from hydra.errors import ConfigCompositionException
+
     config_dir, name = resolve_config(config_path_or_name)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base=None):
         # the search path as an override too, so config fragments (configs/verl/_*.yaml) compose on their own
-        return compose(config_name=name, overrides=[SEARCHPATH_OVERRIDE, *overrides])
+        try:
+            return compose(config_name=name, overrides=[SEARCHPATH_OVERRIDE, *overrides])
+        except ConfigCompositionException as exc:
+            raise _composition_error(exc) from None
+
+
+def _composition_error(exc: Exception) -> Exception:
+    """hydra's "Could not override 'KEY'" (a 60-line traceback) as one line with the nearest valid keys."""
+    import re
+
+    from dipo_tools.verl_ext.validation import ConfigError
+
+    text = str(exc) + " " + str(exc.__cause__ or "")
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match is None:
+        return ConfigError(" ".join(str(exc).split()))
+    key = match.group(1)
+    from dipo_tools.verl_ext.config_checks import _defaults, close_matches
+
+    return ConfigError(f"{key} is not a verl or dipo setting{close_matches(key, list(_defaults()))}; fix its name, "
+                       f"or add a new key on purpose with +{key}=VALUE")
 
 
 def _task_runner_class():
@@ -92,16 +114,18 @@ def run(config: DictConfig) -> None:
     run_ppo(config, task_runner_class=_task_runner_class())
 
 
-def run_verl_training(config_path_or_name: str | None, overrides: list[str], dry_run: bool = False) -> DictConfig:
+def run_verl_training(config_path_or_name: str | None, overrides: list[str], dry_run: bool = False,
+                      allow_missing_data: bool = False) -> DictConfig:
     """Compose ``config_path_or_name`` + ``overrides``; validate on CPU (``dry_run``) or train.
 
-    Returns the composed config. ``dry_run`` never starts Ray and never touches a GPU or the network.
+    Returns the composed config. ``dry_run`` never starts Ray and never touches a GPU or the network; it
+    refuses missing data files unless ``allow_missing_data`` (data that lives on the cluster).
     """
     from dipo_tools.verl_ext.validation import validate_training_config
 
     config = compose_config(config_path_or_name, overrides)
     if dry_run:
-        notes = validate_training_config(config, check_files=False)
+        notes = validate_training_config(config, check_files=not allow_missing_data)
         print(OmegaConf.to_yaml(config, resolve=False) if os.environ.get("DIPO_PRINT_CONFIG") else "", end="")
         for note in notes:
             print(f"[dipo] note: {note}")

@@ -80,6 +80,13 @@ def acc_from_extra_fields(extra_fields: list[Any]) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def padding_rows(tags: list[dict] | None, n: int) -> list[bool]:
+    """Which rows are verl's synthetic padding (``tag["is_padding"]``, set by ``upsample_batch_to_divisible_size``)."""
+    if tags is None:
+        return [False] * n
+    return [bool((tag or {}).get("is_padding", False)) for tag in tags]
+
+
 def _scalar_metrics(stats: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in stats.items():
@@ -103,6 +110,7 @@ class DiPOTrainerSync(PPOTrainerSync):
         check_dipo_settings(config)
         super().__init__(config)
         self.dipo_state = DiPOState()
+        self._restored_queue: dict[str, float] | None = None  # logged once, on the first step after a resume
 
     @property
     def uses_dipo(self) -> bool:
@@ -145,7 +153,7 @@ class DiPOTrainerSync(PPOTrainerSync):
             metrics.update(is_metrics)
 
         # 3. DiPO on each session's final output, broadcast to the session's other outputs
-        data = self._dipo_advantage(data, batch.keys, acc, metrics)
+        data = self._dipo_advantage(data, batch.keys, batch.tags, acc, metrics)
 
         # 4. write nested advantages and returns back to TransferQueue (as the base method)
         out_fields = ["advantages", "returns"]
@@ -159,7 +167,8 @@ class DiPOTrainerSync(PPOTrainerSync):
         output = TensorDict(output, batch_size=len(batch))
         return tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=output)
 
-    def _dipo_advantage(self, data: DataProto, batch_keys: list[str], acc: np.ndarray, metrics: dict) -> DataProto:
+    def _dipo_advantage(self, data: DataProto, batch_keys: list[str], tags: list[dict] | None, acc: np.ndarray,
+                        metrics: dict) -> DataProto:
         if "old_log_probs" in data.batch:
             log_probs = data.batch["old_log_probs"]
         elif "rollout_log_probs" in data.batch:  # bypass mode: verl trains against the rollout policy
@@ -170,25 +179,34 @@ class DiPOTrainerSync(PPOTrainerSync):
                 "'old_log_probs' nor 'rollout_log_probs'; keep actor_rollout_ref.rollout.calculate_log_probs=true"
             )
         final_rows, row_to_final = final_session_rows(list(batch_keys))
-        idx = torch.as_tensor(final_rows, dtype=torch.long)
+        # verl's padding rows (upsample_batch_to_divisible_size: is_padding tag, all-zero response mask,
+        # extra_fields copied from a real row) are not responses: they stay out of the queue and the groups
+        padding = padding_rows(tags, len(batch_keys))
+        real = [i for i, row in enumerate(final_rows) if not padding[row]]
+        idx = torch.as_tensor([final_rows[i] for i in real], dtype=torch.long)
         mask = data.batch["response_mask"]
         stats: dict[str, Any] = {}
+        if self._restored_queue is not None:
+            metrics.update({f"{METRIC_PREFIX}{k}": v for k, v in self._restored_queue.items()})
+            self._restored_queue = None
         adv_final, _ = compute_dipo_outcome_advantage(
             token_level_rewards=data.batch["token_level_rewards"][idx],
             response_mask=mask[idx],
-            index=data.non_tensor_batch["uid"][final_rows],
+            index=data.non_tensor_batch["uid"][idx.numpy()],
             old_log_probs=log_probs[idx],
-            acc=acc[final_rows],
+            acc=acc[idx.numpy()],
             state=self.dipo_state,
             config=self.config.algorithm,
             stats_out=stats,
         )
         # per-response scalar: the value on the first generated token (mask is 0/1, adv constant on it)
         first = mask[idx].argmax(dim=1)
-        scalar = adv_final[torch.arange(len(final_rows)), first]
+        scalar = torch.zeros(len(final_rows), dtype=adv_final.dtype)
+        scalar[torch.as_tensor(real, dtype=torch.long)] = adv_final[torch.arange(len(real)), first]
         advantages = scalar[torch.as_tensor(row_to_final, dtype=torch.long)].unsqueeze(-1) * mask
         data.batch["advantages"] = advantages
         data.batch["returns"] = advantages
+        stats["padding_rows"] = int(sum(padding))
         metrics.update(_scalar_metrics(stats))
         return data
 
@@ -211,6 +229,8 @@ class DiPOTrainerSync(PPOTrainerSync):
         path = os.path.join(folder, DIPO_STATE_FILE)
         if os.path.exists(path):
             self.dipo_state.load_state_dict(torch.load(path, weights_only=False))
+            self._restored_queue = {"restored_queue_size": float(len(self.dipo_state)),
+                                    "restored_queue_fingerprint": self.dipo_state.fingerprint()}
             logger.info("Restored DiPO state (%d queued responses) from %s", len(self.dipo_state), path)
         else:
             logger.warning("No %s in %s: the DiPO PPL queue starts empty", DIPO_STATE_FILE, folder)

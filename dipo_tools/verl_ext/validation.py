@@ -27,11 +27,13 @@ def check_dipo_settings(config: DictConfig) -> None:
     if algo.adv_estimator != ESTIMATOR_NAME:
         return
     filter_groups = algo.get("filter_groups", None)
-    if filter_groups is not None and filter_groups.get("enable", False):
+    reallocating = bool((algo.get("dipo", None) or {}).get("enabled", True))
+    if filter_groups is not None and filter_groups.get("enable", False) and reallocating:
         raise ConfigError(
             "algorithm.adv_estimator=dipo with algorithm.filter_groups.enable=true: DAPO dynamic sampling drops the "
             "zero-variance (all-right / all-wrong) groups that DiPO reallocates reward in. Set "
-            "algorithm.filter_groups.enable=false (DiPO keeps DAPO's clip-higher and token-mean loss)."
+            "algorithm.filter_groups.enable=false (DiPO keeps DAPO's clip-higher and token-mean loss), or "
+            "algorithm.dipo.enabled=false for a DAPO baseline."
         )
     mode = config.trainer.get("v1", {}).get("trainer_mode", "sync")
     if not config.trainer.get("use_v1", True) or mode != "sync":
@@ -95,6 +97,35 @@ def _check_reward_manager(config: DictConfig) -> None:
             raise ConfigError("overlong_buffer_cfg is read by the 'dapo' reward manager only; set reward.reward_manager.name=dapo")
 
 
+def _check_task_environments(files: list[str], where: str, max_rows: int = 2000) -> None:
+    """Every environment the rows of an agent-loop parquet name must load (else every episode fails)."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from tool_envs.registry import list_envs, load_env
+
+    names: dict[str, str] = {}
+    for path in files:
+        if "://" in path or not path.endswith(".parquet"):
+            continue
+        table = pq.read_table(os.path.expanduser(path), columns=["extra_info"]).slice(0, max_rows)
+        for row, info in enumerate(table.column("extra_info").to_pylist()):
+            info = info or {}
+            wanted = [info["env"]] if info.get("env") else list(json.loads(info.get("task") or "{}").get("envs") or [])
+            for name in wanted:
+                names.setdefault(name, f"{path} row {row}")
+    for name, first in names.items():
+        try:
+            load_env(name)
+        except Exception as exc:  # unknown name, broken schema file, backend import error
+            import difflib
+
+            near = difflib.get_close_matches(name, list_envs(), n=2)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            raise ConfigError(f"{where}: {first} names environment {name!r}, which does not load{hint}: {exc}") from exc
+
+
 def validate_training_config(config: DictConfig, *, check_files: bool = False) -> list[str]:
     """Validate everything that can be validated without GPUs; return warnings worth printing.
 
@@ -103,6 +134,12 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    from dipo_tools.verl_ext.config_checks import batch_problems, value_problems
+
+    problems = value_problems(config)  # first: verl's own checks would crash on a string where a number goes
+    problems += batch_problems(config) if not problems else []
+    if problems:
+        raise ConfigError("\nerror: ".join(problems))
     notes: list[str] = []
     check_dipo_settings(config)
     with warnings.catch_warnings():
@@ -117,12 +154,6 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
         raise ConfigError(f"verl validate_config: {exc}") from exc
     except Exception as exc:  # e.g. hydra InstantiationException from the actor dataclass
         raise ConfigError(f"verl validate_config: {exc}") from exc
-    mini, batch = config.actor_rollout_ref.actor.ppo_mini_batch_size, config.data.train_batch_size
-    if mini and batch % mini != 0:  # verl skips this check under use_dynamic_bsz, then fails mid-step
-        raise ConfigError(
-            f"actor_rollout_ref.actor.ppo_mini_batch_size={mini} must divide data.train_batch_size={batch} "
-            "(both count prompts; verl multiplies each by rollout.n)"
-        )
     _instantiate(config.actor_rollout_ref.rollout, "actor_rollout_ref.rollout")
     _check_reward_manager(config)
     _instantiate(config.algorithm, "algorithm", drop=("dipo",))
@@ -159,10 +190,13 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
         # remote URIs (hdfs://, s3://) are fetched by verl itself; only local paths can be checked here
         missing = [f for f in files if "://" not in f and not os.path.exists(os.path.expanduser(f))]
         if missing:
-            msg = f"data.{key}: not found on this machine: {missing} (run `dipo data prepare ...` first)"
+            msg = (f"data.{key}: not found on this machine: {missing}; run `dipo data prepare ...` first (or pass "
+                   "--allow-missing-data to validate a config whose data lives on the cluster)")
             if check_files:
                 raise ConfigError(msg)
             notes.append(msg)
+        elif config.get("dipo_agent", None) is not None:
+            _check_task_environments(files, f"data.{key}")
     model_path = config.actor_rollout_ref.model.path
     if not pathlib.Path(os.path.expanduser(str(model_path))).exists():
         notes.append(f"actor_rollout_ref.model.path={model_path}: not a local folder; verl will download it on the cluster")

@@ -311,6 +311,27 @@ def test_step_and_assistant_limits(tiny_tokenizer, counter_env):
     assert [len(t) for t in traj.turns] == [2, 1]
 
 
+@pytest.mark.parametrize("limit", [{"max_assistant_turns": 1}, {"max_steps_per_turn": 1}])
+def test_context_after_the_last_generated_token_is_not_kept(tokenizer, counter_env, limit):
+    """Tool results or a parse error after the last allowed message reach no model turn: they stay in the
+    messages and the trace, and the calls change the state, but the token streams end with the generated ids."""
+    model = ScriptedModel(tokenizer, REPLIES)
+    traj = run(tokenizer, counter_env, two_turn_task(), model, **limit)
+    assert traj.stop_reason in (STOP_MAX_ASSISTANT, STOP_MAX_STEPS)
+    assert traj.response_ids == model.outputs[0] and traj.response_logprobs == model.logprobs[0]
+    assert traj.response_mask == [1] * len(model.outputs[0])
+    assert [r.content for r in traj.turns[0][0].results] == ['{"value": 8}', '{"value": 12}']
+    assert traj.messages[-1] == {"role": "tool", "name": "add", "content": '{"value": 12}'}
+    assert traj.final_state["Counter"]["value"] == 12 and traj.num_tool_calls == 2
+
+    bad = '<tool_call>\n{"name": "add", "arguments": {"amount": 3}\n</tool_call>'
+    model = ScriptedModel(tokenizer, [bad])
+    traj = run(tokenizer, counter_env, two_turn_task(), model, **limit)
+    assert traj.response_ids == model.outputs[0] and traj.response_mask == [1] * len(model.outputs[0])
+    assert traj.turns[0][0].parse_error and traj.messages[-1]["name"] == "parse_error"
+    assert traj.num_parse_errors == 1 and traj.final_state["Counter"]["value"] == 5
+
+
 def test_calls_beyond_the_per_message_limit_are_refused(tiny_tokenizer, counter_env):
     tok = tiny_tokenizer
     replies = [hermes(("add", {"amount": 1}), ("add", {"amount": 1}), ("add", {"amount": 1})), "ok"]

@@ -136,3 +136,31 @@ def test_last_boxed_is_brace_balanced():
     assert last_boxed("a \\boxed{1} b \\boxed{\\frac{a}{b}}") == "\\frac{a}{b}"
     assert last_boxed("no box") is None
     assert last_boxed("\\boxed{unclosed") is None
+
+
+def test_env_tasks_over_long_rendered_prompts_are_dropped_and_counted(tmp_path, qwen_tokenizer, capsys):
+    """Length is measured as the runner renders the prompt, tool schemas included (verl's own filter only
+    sees the messages); tasks that would be cut in training are dropped and the count is printed."""
+    from tool_envs import Task, env_for_task
+    from tool_envs.bfcl_train import generate_bfcl_training_tasks
+    from tool_envs.runner import rendered_prompt_length
+
+    tasks = generate_bfcl_training_tasks(4, seed=0, scenarios=["message", "files_math"])  # ~1k and ~4.6k tokens
+    src = tmp_path / "tasks.jsonl"
+    src.write_text("".join(json.dumps(t.to_dict()) + "\n" for t in tasks))
+    lengths = [rendered_prompt_length(qwen_tokenizer, env_for_task(t), t) for t in tasks]
+    limit = 3000
+    assert min(lengths) < limit < max(lengths)
+    raw_messages = [len(qwen_tokenizer.apply_chat_template(t.turns[0], tokenize=True)) for t in tasks]
+    assert max(raw_messages) < limit  # without the tools every task would pass
+    stats: dict = {}
+    out = prepare_env_tasks(src, tmp_path / "t.parquet", tokenizer=qwen_tokenizer, max_prompt_length=limit, stats=stats)
+    kept = [Task.from_dict(json.loads(e["task"])).id for e in pd.read_parquet(out)["extra_info"]]
+    assert kept == [t.id for t, n in zip(tasks, lengths) if n <= limit]
+    assert stats == {"written": len(kept), "dropped_long": len(tasks) - len(kept)}
+
+    tok_dir = tmp_path / "tok"
+    qwen_tokenizer.save_pretrained(tok_dir)
+    assert prepare_main(["tasks", str(src), str(tmp_path / "c.parquet"), "--tokenizer", str(tok_dir),
+                         "--max-prompt-length", str(limit)]) == 0
+    assert f"wrote {len(kept)} rows, dropped {len(tasks) - len(kept)}" in capsys.readouterr().out

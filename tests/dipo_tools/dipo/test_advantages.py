@@ -230,6 +230,34 @@ def test_non_finite_log_ppl_does_not_poison_the_batch(primed):
     lp[12] = float("nan")
     adv, stats = compute_dipo_advantages(scores, success, lp, uids, primed(), DiPOConfig())
     assert torch.isfinite(adv).all() and math.isfinite(stats["mean_log_ppl_right"])
+    assert stats["n_undefined_ppl"] == 2
+
+
+def test_undefined_ppl_is_left_out_of_queue_and_max_ppl_choice(primed):
+    # An +inf log-PPL in the easy group used to be clipped to the batch maximum and then picked as the
+    # group's max-PPL response; NaN (an empty response) entered the queue. Both must stay out.
+    scores, success, lp, uids = hard_and_easy_batch()
+    lp[11], lp[13] = float("inf"), float("nan")
+    state = primed()
+    before = len(state)
+    adv, stats = compute_dipo_advantages(scores, success, lp, uids, state, DiPOConfig())
+    assert len(state) == before + 14 and bool(torch.isfinite(state.queue()[0]).all())
+    # the easy group's max-PPL response among valid ones is still row 10 (2.9): it is the one penalised
+    assert stats["n_realloc_easy"] == 1 and adv[10] < 0 and adv[10] == adv.min()
+    # invalid rows get GRPO's advantage alone (0 in an all-right group), not the side term
+    assert adv[11] == 0.0 and adv[13] == 0.0
+    # the side term's group statistics are over the 6 valid members: one 0 and five 1s
+    valid_mates = torch.tensor([0.4, 0.6, 0.7, 0.3])
+    side = 0.1 * (1 / 6) / (math.sqrt(1 / 6) + 1e-6)  # (1 - 5/6) / std of [0,1,1,1,1,1]
+    torch.testing.assert_close(adv[[8, 9, 14, 15]], torch.full_like(valid_mates, side), rtol=0, atol=1e-6)
+
+
+def test_group_with_one_valid_member_is_not_reallocated(primed):
+    scores, success, lp, uids = hard_and_easy_batch()
+    lp[8:16] = float("nan")
+    lp[10] = 2.9
+    adv, stats = compute_dipo_advantages(scores, success, lp, uids, primed(), DiPOConfig())
+    assert stats["n_realloc_easy"] == 0 and bool((adv[8:16] == 0).all())
 
 
 def test_quadrants_partition_the_batch(primed, separable):

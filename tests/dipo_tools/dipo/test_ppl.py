@@ -13,10 +13,10 @@ def test_mean_nll_over_masked_tokens_only():
     assert out.tolist() == pytest.approx([2.0, 0.5])  # tool token (-9) and padding (-inf) ignored
 
 
-def test_empty_response_has_log_ppl_zero():
-    out = response_log_ppl(torch.full((2, 3), -5.0), torch.zeros(2, 3))
-    assert out.tolist() == [0.0, 0.0]
-    assert all(math.isfinite(v) for v in out.tolist())
+def test_empty_response_has_undefined_log_ppl():
+    # an all-zero mask (e.g. verl's padding rows) has no perplexity; 0 would rank it the most confident
+    out = response_log_ppl(torch.full((2, 3), -5.0), torch.tensor([[0, 0, 0], [1, 0, 0]]))
+    assert math.isnan(out[0]) and out[1] == 5.0
 
 
 def test_shape_mismatch_is_a_clear_error():

@@ -50,3 +50,27 @@ def make_engine(tiny_tok, inventory_tasks, make_cfg):
         return LocalEngine(cfg, tokenizer=tiny_tok, model=model, train_tasks=train, eval_tasks=ev, log=log)
 
     return make
+
+
+@pytest.fixture
+def assert_reloads_identically():
+    """``check(trained, reloaded, tasks)`` for two engines: the same token ids and log-probs on the oracle episode
+    of every task (prompt, calls, tool results); returns the trained engine's trajectories."""
+    import torch
+
+    from dipo_tools.engines.local import pack_trajectories, token_logprobs
+
+    def check(trained, reloaded, tasks):
+        a, b = trained.oracle_trajectories(tasks), reloaded.oracle_trajectories(tasks)
+        assert len(a) == len(b) == len(tasks)
+        for x, y in zip(a, b):
+            assert (x.prompt_ids, x.response_ids) == (y.prompt_ids, y.response_ids)
+        batch = pack_trajectories(a, trained.tokenizer.pad_token_id)
+        with torch.no_grad():
+            lp_a, _ = token_logprobs(trained.model.eval(), batch.input_ids, batch.attention_mask, 1.0, batch.keep)
+            lp_b, _ = token_logprobs(reloaded.model.eval(), batch.input_ids, batch.attention_mask, 1.0, batch.keep)
+        m = batch.loss_mask
+        assert m.sum() > 0 and torch.allclose(lp_a * m, lp_b * m, atol=1e-5)
+        return a
+
+    return check

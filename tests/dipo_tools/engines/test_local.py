@@ -115,6 +115,26 @@ def test_pack_aligns_responses_right(tiny_tok, make_engine):
         assert int(batch.attention_mask[i].sum()) == len(t.prompt_ids) + r
 
 
+def test_no_dead_context_is_packed_and_rewards_are_kept(make_engine):
+    """The last allowed turn makes the right call: it runs and is rewarded, but its tool result (which no model
+    turn sees) does not widen the training batch."""
+    eng = make_engine("rollout.max_assistant_turns=1", "rollout.max_new_tokens=96", log=False)
+    tasks = eng.train_tasks[:4]
+    trajs = eng.oracle_trajectories(tasks)  # the ground-truth call; no room left for the closing answer
+    assert len(trajs) == len(tasks)
+    scored = eng.score(trajs, tasks)
+    assert all(s.success for s in scored), scored
+    assert all(s.score == scored[0].score for s in scored), scored
+    for t, task in zip(trajs, tasks):
+        assert t.messages[-1]["role"] == "tool" and t.num_tool_calls == 1
+        expected = eng.env_for(task).new_episode(task)
+        expected.execute(task.gt_calls[0])
+        assert t.final_state == expected.state()  # the call ran on the environment
+        assert t.response_mask[-1] == 1
+    batch = pack_trajectories(trajs, eng.tokenizer.pad_token_id)
+    assert batch.input_ids.shape[1] == max(len(t.prompt_ids) + sum(t.response_mask) for t in trajs)
+
+
 def test_sft_warmup_lowers_loss(make_engine):
     eng = make_engine("sft.steps=12", "sft.batch_size=8", "sft.lr=3e-3", log=False)
     losses = eng.sft_warmup()

@@ -51,3 +51,11 @@ def test_generate_fn_returns_aligned_logprobs(model_dir):
     ids, lps = asyncio.run(gen(list(prompt), {"max_tokens": 6}))
     assert 1 <= len(ids) <= 6 and len(lps) == len(ids)
     assert all(lp <= 0.0 and math.isfinite(lp) for lp in lps)
+    # the same sampler as the training engine: log-probs of the full distribution at the temperature
+    import torch
+
+    from dipo_tools.engines.local import token_logprobs
+
+    seq = torch.tensor([list(prompt) + ids])
+    ref, _ = token_logprobs(pol.model, seq, torch.ones_like(seq), 1.0, keep=len(ids))
+    assert torch.allclose(ref[0], torch.tensor(lps), atol=1e-5)

@@ -74,7 +74,12 @@ SCRIPTED_TURN_CALLS = {  # the same episodes as [turn][step][calls], for the rew
 
 
 class ScriptedServer:
-    """verl's LLM server client interface, replaying scripted messages per episode (sticky request_id)."""
+    """verl's LLM server client interface, replaying scripted messages per episode (sticky request_id).
+
+    Returns what verl's ``LLMServerClient.generate`` returns: the server's ``extra_fields`` (vLLM puts the
+    weights version in ``global_steps``) plus the ``min_global_steps`` / ``max_global_steps`` the client adds.
+    The weights version advances every ``steps_per_version`` calls, as under partial rollout.
+    """
 
     def __init__(self, tokenizer, scripts: list[tuple[str, list[str]]]):
         self.tok = tokenizer
@@ -82,6 +87,7 @@ class ScriptedServer:
         self.pending = list(scripts)  # (task_id, messages) in the order episodes start
         self.by_request: dict[str, dict] = {}
         self.calls: list[dict] = []
+        self.steps_per_version = 3
 
     def logprobs(self, n: int, offset: int) -> list[float]:
         return [-0.01 * (offset + i + 1) for i in range(n)]
@@ -102,7 +108,12 @@ class ScriptedServer:
         self.calls.append({"request_id": request_id, "prompt_ids": list(prompt_ids), "ids": ids,
                            "params": dict(sampling_params)})
         ep["step"] += 1
-        return TokenOutput(token_ids=ids, log_probs=lps)
+        version = 5 + len(self.calls) // self.steps_per_version
+        ep.setdefault("versions", []).append(version)
+        fields = {"global_steps": version, "num_cached_tokens": 0}
+        fields.setdefault("min_global_steps", version)
+        fields.setdefault("max_global_steps", version)
+        return TokenOutput(token_ids=ids, log_probs=lps, stop_reason="completed", extra_fields=fields)
 
 
 @pytest.fixture(scope="module")
@@ -206,12 +217,19 @@ def test_episodes_through_verls_agent_loop_worker(trainer_config):
         assert out.non_tensor_batch["success"][row] is (kind == "perfect")
         assert out.non_tensor_batch["episode_reward"][row]["acc"] == float(want.success)
         assert out.non_tensor_batch["__num_turns__"][row] > 2
+        # the weights-version bounds reach verl's batch (TransferQueue tags in the V1 trainer): without
+        # them PPOTrainer._compute_metrics fails on None at the end of the first step
+        assert out.non_tensor_batch["min_global_steps"][row] == ep["versions"][0]
+        assert out.non_tensor_batch["max_global_steps"][row] == ep["versions"][-1]
 
     perfect_scores = [float(out.batch["rm_scores"][i].sum()) for i in (0, 1)]
     wrong_scores = [float(out.batch["rm_scores"][i].sum()) for i in (2, 3)]
     assert min(perfect_scores) > max(wrong_scores)
     # every episode ended because the model answered each user turn, not on a budget limit
     assert out.non_tensor_batch["stop_reason"].tolist() == ["done"] * 4
+    assert any(e["versions"][0] != e["versions"][-1] for e in episodes)  # bounds really differ somewhere
+    bounds = np.array(out.non_tensor_batch["max_global_steps"].tolist(), dtype=int)  # as _compute_metrics
+    assert bounds.min() >= 5
 
 
 def test_row_without_task_is_a_clear_error(trainer_config):
@@ -223,3 +241,24 @@ def test_row_without_task_is_a_clear_error(trainer_config):
         task_and_env_from_row({"task": "{oops"})
     task, env = task_and_env_from_row({"task": json.dumps(FS_TASK), "env": None})
     assert task.id == "fs_test_0" and "sort" in [t["function"]["name"] for t in env.tools]
+
+
+def test_over_long_prompt_is_cut_before_the_episode(model_dir):
+    """The prompt the server generates from is the prompt verl trains on (it used to be cut after the episode)."""
+    from dipo_tools.verl_ext.main import compose_config
+
+    cap = 96
+    config = compose_config(None, [
+        f"actor_rollout_ref.model.path={model_dir}", f"actor_rollout_ref.rollout.prompt_length={cap}",
+        f"actor_rollout_ref.rollout.response_length={RESPONSE_LEN}", f"data.max_prompt_length={cap}",
+        f"data.max_response_length={RESPONSE_LEN}", "actor_rollout_ref.rollout.n=1",
+    ])
+    worker = AgentLoopWorker(config, llm_client=None)
+    server = ScriptedServer(worker.tokenizer, [(INVENTORY_TASK["id"], PERFECT[INVENTORY_TASK["id"]])])
+    worker.llm_client = server
+    out = asyncio.run(worker.generate_sequences(_rows([(INVENTORY_TASK, "inventory")])))
+    first = server.calls[0]["prompt_ids"]
+    assert len(first) == cap  # rendered with the tool schemas it is far longer; cut to the last `cap` tokens
+    sent = out.batch["prompts"][0][out.batch["attention_mask"][0, :cap].bool()].tolist()
+    assert sent == first
+    assert out.non_tensor_batch["reward_extra_info"][0]["prompt_truncated"] == 1.0

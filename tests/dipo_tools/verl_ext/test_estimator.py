@@ -82,3 +82,12 @@ def test_fresh_process_bare_import_verl_registers_dipo():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "dipo_tools.verl_ext.estimator"
+
+
+def test_conflicting_norm_settings_are_refused_not_overridden():
+    # verl's norm_adv_by_std_in_grpo used to silently win over algorithm.dipo.norm_by_std
+    config = OmegaConf.create({"norm_adv_by_std_in_grpo": True, "dipo": {"norm_by_std": False}})
+    with pytest.raises(ValueError, match="contradicts algorithm.norm_adv_by_std_in_grpo"):
+        dipo_config_from_algorithm(config)
+    agree = OmegaConf.create({"norm_adv_by_std_in_grpo": False, "dipo": {"norm_by_std": False}})
+    assert dipo_config_from_algorithm(agree).norm_by_std is False

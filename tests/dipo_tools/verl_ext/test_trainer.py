@@ -148,8 +148,23 @@ def test_dipo_advantages_land_in_the_batch(dipo_trainer, fake_tq):
     assert dipo_trainer.dipo_state.num_pushed == 3 and len(dipo_trainer.dipo_state) == 24
 
 
+def test_grpo_baseline_config_equals_verl_grpo_and_logs_dipo_metrics(compose, fake_tq):
+    """The shipped GRPO baseline runs our estimator with the reallocation off: verl's GRPO values exactly,
+    plus the dipo/* diagnostics, so comparison tables fill from either engine."""
+    trainer = DiPOTrainerSync(compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4"]))
+    batch, metrics = _batch(fake_tq, GROUPS), {}
+    trainer._compute_advantage(batch, metrics)
+    ours = {k: fake_tq.field("train", k, "advantages").clone() for k in batch.keys}
+    grpo = DiPOTrainerSync(compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4", "algorithm.adv_estimator=grpo"]))
+    PPOTrainerSync._compute_advantage(grpo, _batch(fake_tq, GROUPS), {})
+    for k in batch.keys:
+        torch.testing.assert_close(ours[k], fake_tq.field("train", k, "advantages"), rtol=0, atol=1e-6)
+    assert metrics["dipo/frac_easy"] == pytest.approx(1 / 3) and "dipo/disentangled" in metrics
+    assert metrics["dipo/frac_nonzero_adv"] == metrics["dipo/frac_nonzero_adv_grpo"]
+
+
 def test_non_dipo_estimator_runs_verl_base_method(compose, fake_tq):
-    cfg = compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4"])
+    cfg = compose("tool_grpo_qwen2.5-3b", ["actor_rollout_ref.rollout.n=4", "algorithm.adv_estimator=grpo"])
     trainer = DiPOTrainerSync(cfg)
     batch = _batch(fake_tq, GROUPS)
     trainer._compute_advantage(batch, {})
@@ -268,3 +283,24 @@ def test_task_runner_swaps_in_the_dipo_trainer(compose, monkeypatch):
     monkeypatch.setattr(TaskRunnerV1.__ray_actor_class__, "run", probe_run)
     plain().run(compose("tool_dipo_qwen2.5-3b", []))
     assert seen["cls"] is DiPOTrainerSync
+
+
+def test_verl_padding_rows_stay_out_of_queue_and_groups(dipo_trainer, fake_tq):
+    """verl pads a batch to a multiple of the data-parallel size with synthetic rows that copy row 0's
+    extra_fields (so its acc) under a shared uid; they must not form a DiPO group or enter the queue."""
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+
+    batch = _batch(fake_tq, GROUPS)
+    batch.tags = [{"status": "success"} for _ in batch.keys]
+    padded = upsample_batch_to_divisible_size(batch, 8, eos_token_id=0)
+    pads = [k for k in padded.keys if k.startswith("pad")]
+    assert len(padded) == 16 and len(pads) == 4
+    for key in pads:  # the actor computes old log-probs for every row, padding included
+        row = fake_tq.rows[("train", key)]
+        row["old_log_probs"] = torch.zeros_like(row["response_mask"], dtype=torch.float32)
+    metrics: dict = {}
+    dipo_trainer._compute_advantage(padded, metrics)
+    assert len(dipo_trainer.dipo_state) == 12 and metrics["dipo/padding_rows"] == 4
+    assert metrics["dipo/frac_hard"] == pytest.approx(1 / 3)  # 3 real groups, no padding "group"
+    for key in pads:
+        assert torch.all(fake_tq.field("train", key, "advantages") == 0)
