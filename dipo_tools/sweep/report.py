@@ -295,14 +295,32 @@ def _command(spec: SweepSpec) -> str:
     return f"dipo sweep --config {_shown(spec.source) if spec.source else 'SWEEP.yaml'}"
 
 
+def timing(jobs: list[Job]) -> dict:
+    """Wall and CPU seconds of the finished jobs, and the span from the first start to the last end."""
+    infos = []
+    for j in jobs:
+        try:
+            with open(os.path.join(j.dir, DONE_FILE), encoding="utf-8") as fh:
+                infos.append(json.load(fh))
+        except (OSError, json.JSONDecodeError):
+            continue
+    starts = [i["finished"] - i["seconds"] for i in infos if "finished" in i and "seconds" in i]
+    ends = [i["finished"] for i in infos if "finished" in i]
+    return {"n": len(infos), "jobs": sum(i.get("seconds", 0.0) for i in infos),
+            "cpu": sum(i.get("cpu_seconds", 0.0) for i in infos),
+            "span": (max(ends) - min(starts)) if starts and ends else 0.0}
+
+
 def markdown(spec: SweepSpec, records: list[dict], summary: list[dict], paired: list[dict], predictions: list[dict],
-             plots: list[tuple[str, str]], n_planned: int) -> str:
+             plots: list[tuple[str, str]], n_planned: int, timing: dict) -> str:
     c = int(round(spec.confidence * 100))
-    wall = sum(r["seconds"] for r in records if math.isfinite(r["seconds"]))
+    t = timing
     lines = [f"# Sweep `{spec.name}`", ""]
     lines.append(f"Command: `{_command(spec)}`. Seeds: {list(spec.seeds)}. Finished runs: {len(records)} of {n_planned}. "
-                 f"Run time (sum over finished runs, excluding warm-ups): {wall / 3600:.2f} h; "
-                 f"{spec.parallel} run(s) at a time, {spec.threads_per_run} torch thread(s) each.")
+                 f"{spec.parallel} job(s) at a time, {spec.threads_per_run} torch thread(s) each. "
+                 f"Wall time: {t['jobs'] / 3600:.2f} h summed over the {t['n']} finished jobs (warm-ups included; "
+                 f"{t['cpu'] / 3600:.2f} h of CPU), {t['span'] / 3600:.2f} h from the first job's start to the last "
+                 "one's end (including any pause between parts).")
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + f". Written {time.strftime('%Y-%m-%d %H:%M')}.")
     lines.append("")
     lines.append("Variants (overrides on top of each task's config and the sweep's common overrides "
@@ -395,5 +413,5 @@ def build_report(spec: SweepSpec, jobs: list[Job]) -> str:
     path = os.path.join(out_dir, "RESULTS.md")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(markdown(spec, records, summary, paired, predictions, plots,
-                          n_planned=sum(j.kind == "train" for j in jobs)))
+                          n_planned=sum(j.kind == "train" for j in jobs), timing=timing(jobs)))
     return path
