@@ -5,6 +5,7 @@
     dipo eval ...                     evaluation (BFCL, math)            [dipo_tools.eval.cli]
     dipo env list|validate|play ...   tool environments                  [tool_envs.cli]
     dipo data prepare ...             data preparation for verl          [dipo_tools.data]
+    dipo sweep --config SWEEP.yaml    seeded grid of local trainings     [dipo_tools.sweep]
 
 Sub-commands owned by other packages are imported only when used, so ``dipo --help`` stays fast and a
 missing optional part gives a clear message instead of a traceback.
@@ -22,6 +23,7 @@ MOUNTED: dict[str, tuple[tuple[str, ...], str]] = {
     "eval": (("dipo_tools.eval.cli",), "evaluate a model (BFCL V3, math)"),
     "env": (("tool_envs.cli",), "list, validate and play tool environments"),
     "data": (("dipo_tools.data.cli", "dipo_tools.data.prepare"), "prepare datasets (dipo data prepare ...)"),
+    "sweep": (("dipo_tools.sweep.cli",), "run a seeded grid of local trainings, compare variants in pairs"),
 }
 
 
@@ -208,7 +210,7 @@ def _cmd_demo(args) -> int:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dipo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="{demo,train,eval,env,data}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,train,eval,env,data,sweep}")
     _add_demo(sub)
     _add_train(sub)
     wanted = next((a for a in (argv or []) if not a.startswith("-")), None)

@@ -196,25 +196,31 @@ def generate_bfcl_training_tasks(n: int, seed: int = 0, scenarios: Sequence[str]
     tasks = []
     for i in range(n):
         kind = names[i % len(names)]
-        classes, cfg, turns = SCENARIOS[kind](rng)
-        initial = cfg if set(cfg) <= set(classes) and cfg else ({classes[0]: cfg} if cfg else {})
-        task = Task(
-            id=f"bfcl_train_{seed}_{i}_{kind}",
-            envs=[bfcl_env_name(c) for c in classes],
-            initial_state=initial,
-            turns=[[{"role": "user", "content": text}] for text, _ in turns],
-            ground_truth={"calls": [calls for _, calls in turns], "final_state": None},
-            source=f"generated:bfcl_train:{kind}",
-            metadata={"scenario": kind, "seed": seed, "involved_classes": classes},
-        )
-        ep = env_for_task(task).new_episode(task)
-        for t, calls in enumerate(task.gt_calls):
-            for call, res in zip(calls, ep.execute(calls)):
-                if _result_failed(res.content, res.error):
-                    raise RuntimeError(f"generator bug: scenario {kind!r} turn {t} call {call} failed: {res.content[:200]}")
-        task.ground_truth["final_state"] = ep.state()
-        tasks.append(task)
+        tasks.append(scenario_task(f"bfcl_train_{seed}_{i}_{kind}", kind, SCENARIOS[kind](rng), seed))
     return tasks
+
+
+def scenario_task(task_id: str, kind: str, scenario: Scenario, seed: int) -> Task:
+    """A task from one drawn scenario, its ground truth executed through our executor to get the final
+    state; a ground-truth call that errors is a generator bug and raises."""
+    classes, cfg, turns = scenario
+    initial = cfg if set(cfg) <= set(classes) and cfg else ({classes[0]: cfg} if cfg else {})
+    task = Task(
+        id=task_id,
+        envs=[bfcl_env_name(c) for c in classes],
+        initial_state=initial,
+        turns=[[{"role": "user", "content": text}] for text, _ in turns],
+        ground_truth={"calls": [calls for _, calls in turns], "final_state": None},
+        source=f"generated:bfcl_train:{kind}",
+        metadata={"scenario": kind, "seed": seed, "involved_classes": classes},
+    )
+    ep = env_for_task(task).new_episode(task)
+    for t, calls in enumerate(task.gt_calls):
+        for call, res in zip(calls, ep.execute(calls)):
+            if _result_failed(res.content, res.error):
+                raise RuntimeError(f"generator bug: scenario {kind!r} turn {t} call {call} failed: {res.content[:200]}")
+    task.ground_truth["final_state"] = ep.state()
+    return task
 
 
 # --- contamination guard -----------------------------------------------------------------------------

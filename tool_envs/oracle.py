@@ -82,12 +82,15 @@ def _compile(template: str):
 
 
 def oracle_script(task: Task, tool_format: str = "hermes", final_text: str = FINAL_TEXT) -> list[str]:
-    """The assistant messages of an oracle episode: per turn, its ground-truth calls (if any), then ``final_text``."""
+    """The assistant messages of an oracle episode: per turn, its ground-truth calls (if any), then the closing
+    reply: the task's ``metadata.reference_reply`` when it has one (e.g. ``Answer: 161`` for a math-scored task),
+    else ``final_text``."""
+    closing = (task.metadata or {}).get("reference_reply") or final_text
     texts = []
     for turn in task.gt_calls or [[] for _ in task.turns]:
         if turn:
             texts.append(format_tool_calls(turn, tool_format))
-        texts.append(final_text)
+        texts.append(closing)
     return texts
 
 

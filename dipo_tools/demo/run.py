@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from dipo_tools.engines.config import ConfigError, LocalConfig, load_config
+from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests
 from dipo_tools.engines.metrics import read_metrics, series
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "local", "demo.yaml")
@@ -120,19 +121,6 @@ def output_dir_of(config: str | None, output_dir: str | None, overrides: Sequenc
     if output_dir:
         return output_dir
     return load_config(config or _default_config_path(), list(overrides)).trainer.output_dir
-
-
-def _unseen_requests(train, pools, limit: int) -> list:
-    """Up to ``limit`` tasks, one per distinct request text, none of whose texts occurs in ``train``."""
-    seen = {tuple(t.user_texts()) for t in train}
-    out = []
-    for pool in pools:
-        for t in pool:
-            key = tuple(t.user_texts())
-            if key not in seen and len(out) < limit:
-                seen.add(key)
-                out.append(t)
-    return out
 
 
 def _with(cfg: LocalConfig, **sections) -> LocalConfig:

@@ -76,6 +76,10 @@ def reallocated_rewards(
         below = probe < fit.tau
         hard_q = hard & qualifies & below
         easy_q = easy & qualifies & ~below
+    if config.reallocate == "hard":
+        easy_q = torch.zeros_like(easy_q)
+    elif config.reallocate == "easy":
+        hard_q = torch.zeros_like(hard_q)
     r_r = (easy_q[groups.codes] & valid).to(torch.float32)  # easy groups: 1 for every valid member ...
     picked = hard_q | easy_q
     # ... and the max-PPL member of each reallocated group: 1 in a hard group, 0 in an easy one.

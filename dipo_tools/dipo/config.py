@@ -7,9 +7,11 @@ from dipo_tools.config_utils import dataclass_from_mapping
 
 Gate = Literal["max_sample", "group_mean", "none"]
 ExtremeBy = Literal["success", "score"]
+Reallocate = Literal["both", "hard", "easy"]
 
 _GATES = ("max_sample", "group_mean", "none")
 _EXTREME_BY = ("success", "score")
+_REALLOCATE = ("both", "hard", "easy")
 
 
 @dataclass
@@ -40,6 +42,12 @@ class DiPOConfig:
             shaped reward an all-wrong group can still have score variance, and this still counts it as hard.
             ``score``: zero variance of the score itself (exact equality); such a group is hard when its
             mean success is below 0.5 and easy otherwise.
+        reallocate: Which side of BRR acts. ``both`` (default, the paper's DiPO): reward the max-PPL try of
+            qualifying hard groups and penalise the max-PPL success of qualifying easy groups. ``hard``:
+            only the exploration half, which the paper's Theorem 1 says raises policy entropy; ``easy``:
+            only the exploitation half, which Theorem 2 says lowers it. One side alone recovers less
+            gradient and lets entropy drift in one direction; it exists to test those predictions and to
+            attribute a gain to one half. The skipped side's groups keep ``R_r = 0``; PSD still runs.
         norm_by_std: Divide by the group std as GRPO does (``True``) or only centre as Dr.GRPO (``False``).
             Applies to both advantage terms.
         eps: Added to the group std before dividing; 1e-6 as verl's GRPO.
@@ -52,6 +60,7 @@ class DiPOConfig:
     min_side: int = 10
     gate: Gate = "max_sample"
     extreme_by: ExtremeBy = "success"
+    reallocate: Reallocate = "both"
     norm_by_std: bool = True
     eps: float = 1e-6
 
@@ -64,6 +73,10 @@ class DiPOConfig:
         if self.extreme_by not in _EXTREME_BY:
             raise ValueError(
                 f"DiPOConfig.extreme_by={self.extreme_by!r} is not allowed; use one of {list(_EXTREME_BY)}"
+            )
+        if self.reallocate not in _REALLOCATE:
+            raise ValueError(
+                f"DiPOConfig.reallocate={self.reallocate!r} is not allowed; use one of {list(_REALLOCATE)}"
             )
         if not isinstance(self.queue_batches, int) or self.queue_batches < 1:
             raise ValueError(f"DiPOConfig.queue_batches={self.queue_batches!r} must be an integer >= 1")

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 
 ALGORITHMS = ("dipo", "grpo", "dapo")
 ENGINES = ("local", "verl")
-REWARDS = ("multi_turn", "toolrl")
+REWARDS = ("multi_turn", "toolrl", "math")
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -85,6 +85,11 @@ class DataConfig:
         env_path: Folders of environments kept outside the repository, so tasks can name them
             (``"envs": ["myshop"]`` finds ``<folder>/myshop/env.yaml`` or ``<folder>/env.yaml`` named
             ``myshop``); searched before ``$TOOL_ENVS_PATH`` and, last, the task files' own folders.
+        eval_unseen_texts: Keep one held-out task per distinct request text, none of whose texts occurs in
+            the training tasks, topping up from more generated tasks (both splits) to ``num_eval``. A greedy
+            answer depends only on the text, so tasks sharing one are the same sample: with this, ``num_eval``
+            counts independent samples of generalisation to new requests. Costs generating ~8x ``num_eval``
+            candidate tasks; may return fewer than ``num_eval`` when the generator has few distinct texts.
     """
 
     env: Optional[str] = None
@@ -95,6 +100,7 @@ class DataConfig:
     generator: Dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     env_path: List[str] = field(default_factory=list)
+    eval_unseen_texts: bool = False
 
     def __post_init__(self) -> None:
         _positive("data", "num_train", self.num_train)
@@ -170,7 +176,7 @@ class AlgorithmConfig:
             normalisation; extreme groups give no gradient) or ``dapo`` (GRPO + dynamic sampling: groups whose
             score has zero variance are dropped before the update).
         dipo: Options of ``dipo_tools.dipo.DiPOConfig`` (alpha, queue_batches, z, min_side, gate, extreme_by,
-            norm_by_std, eps). GRPO/DAPO runs still compute and log the PSD diagnostics.
+            reallocate, norm_by_std, eps). GRPO/DAPO runs still compute and log the PSD diagnostics.
         dynamic_sampling: Drop zero-variance groups (DAPO). Must stay off for DiPO, which needs exactly those
             groups; ``None`` means "on for dapo, off otherwise".
     """
@@ -258,8 +264,10 @@ class RewardConfig:
     """How trajectories are scored.
 
     Parameters:
-        name: ``multi_turn`` (``reward.multi_turn.score_episode``: per-turn call matching and final state) or
-            ``toolrl`` (``reward.toolrl.toolrl_reward`` on the first assistant message; single-turn tasks).
+        name: ``multi_turn`` (``reward.multi_turn.score_episode``: per-turn call matching and final state),
+            ``toolrl`` (``reward.toolrl.toolrl_reward`` on the first assistant message; single-turn tasks) or
+            ``math`` (``reward.math.math_reward``: math-verify on the last assistant message against the task's
+            ``metadata.answer``; tools may be called on the way, only the final answer counts).
         kwargs: Extra options for the reward's config object.
     """
 
@@ -278,7 +286,8 @@ class SFTConfig:
         steps: Optimizer steps; 0 disables the warm-up. Enough to learn the call format, not the whole task.
         batch_size: Sequences per step.
         lr: Warm-up learning rate (higher than RL's: the model starts from scratch).
-        final_text: The assistant's closing message after the tool results, teaching it to end the turn.
+        final_text: The assistant's closing message after the tool results, teaching it to end the turn. A
+            task's ``metadata.reference_reply`` (e.g. ``Answer: 161`` for a math task) replaces it.
     """
 
     steps: int = 0

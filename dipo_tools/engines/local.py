@@ -106,12 +106,29 @@ def load_tasks_for(cfg: LocalConfig):
     train = task_mod.load_tasks(d.train_file) if d.train_file else generate(d.num_train, "train", d.seed)
     if d.eval_file:
         ev = task_mod.load_tasks(d.eval_file)
-        ev = ev[: d.num_eval] if d.num_eval else ev
+        ev = ev[: d.num_eval] if d.num_eval and not d.eval_unseen_texts else ev
     elif d.num_eval:
         ev = generate(d.num_eval, "heldout", d.seed + 7919)
     else:
         ev = []
+    if d.eval_unseen_texts and ev:
+        pools = [ev] if d.eval_file else [ev, generate(4 * d.num_eval, "heldout", d.seed + 7920),
+                                          generate(4 * d.num_eval, "train", d.seed + 104730)]
+        ev = unseen_request_tasks(train, pools, d.num_eval or len(ev))
     return list(train), list(ev), env
+
+
+def unseen_request_tasks(train, pools, limit: int) -> list:
+    """Up to ``limit`` tasks, one per distinct request text, none of whose texts occurs in ``train``."""
+    seen = {tuple(t.user_texts()) for t in train}
+    out = []
+    for pool in pools:
+        for t in pool:
+            key = tuple(t.user_texts())
+            if key not in seen and len(out) < limit:
+                seen.add(key)
+                out.append(t)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ rewards
@@ -154,6 +171,20 @@ def make_scorer(cfg: LocalConfig) -> Callable[[Any, Any, int], Scored]:
             return Scored(float(r.score), bool(r.success), comps)
 
         return score_mt
+
+    if name == "math":
+        from reward.math import MathConfig, math_reward
+
+        mconf = MathConfig.from_mapping(kwargs or None)
+
+        def score_math(traj, task, step):
+            steps = [s for turn in traj.turns for s in turn]
+            answer = (task.metadata or {}).get("answer")
+            r = math_reward(steps[-1].text if steps else "", answer, mconf, sample_id=getattr(task, "id", None))
+            return Scored(float(r.score), bool(r.success), {"has_answer": float(r.pred is not None),
+                                                              "tool_calls": float(traj.num_tool_calls)})
+
+        return score_math
 
     from reward import toolrl
 

@@ -9,7 +9,7 @@ import pytest
 from dipo_tools.cli import main
 
 
-@pytest.mark.parametrize("argv", [[], ["demo"], ["train"], ["eval"], ["env"], ["data"]])
+@pytest.mark.parametrize("argv", [[], ["demo"], ["train"], ["eval"], ["env"], ["data"], ["sweep"]])
 def test_help_of_every_subcommand(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main([*argv, "--help"])

@@ -91,6 +91,20 @@ def test_alpha_scales_the_side_term_only(primed):
     torch.testing.assert_close(a2, 3 * a1)
 
 
+@pytest.mark.parametrize("side", ["hard", "easy"])
+@pytest.mark.parametrize("gate", ["max_sample", "none"])
+def test_reallocate_one_side_keeps_that_side_exactly_and_leaves_the_other_plain_grpo(primed, side, gate):
+    scores, success, lp, uids = hard_and_easy_batch()
+    both, s_both = compute_dipo_advantages(scores, success, lp, uids, primed(), DiPOConfig(gate=gate))
+    one, s_one = compute_dipo_advantages(scores, success, lp, uids, primed(), DiPOConfig(gate=gate, reallocate=side))
+    kept, dropped = (slice(0, 8), slice(8, 16)) if side == "hard" else (slice(8, 16), slice(0, 8))
+    assert torch.equal(one[kept], both[kept])
+    assert torch.count_nonzero(one[dropped]) == 0  # all-equal scores: GRPO alone gives exactly zero
+    assert (s_one["n_realloc_hard"], s_one["n_realloc_easy"]) == ((1, 0) if side == "hard" else (0, 1))
+    assert s_one["frac_nonzero_adv"] == 0.5 and s_both["frac_nonzero_adv"] == 1.0
+    assert s_one["tau"] == s_both["tau"]  # PSD is unaffected by the switch
+
+
 def test_not_disentangled_means_no_reallocation():
     state = DiPOState()
     g = torch.Generator().manual_seed(0)
@@ -262,7 +276,7 @@ def test_bad_inputs_give_clear_errors():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(gate="maxsample"), "gate"), (dict(extreme_by="std"), "extreme_by"), (dict(queue_batches=0), "queue_batches"),
+    (dict(gate="maxsample"), "gate"), (dict(reallocate="hrad"), "reallocate"), (dict(extreme_by="std"), "extreme_by"), (dict(queue_batches=0), "queue_batches"),
     (dict(min_side=0), "min_side"), (dict(z=0), "z"), (dict(alpha=-1), "alpha"), (dict(eps=0), "eps"),
 ])
 def test_config_validation(bad, match):

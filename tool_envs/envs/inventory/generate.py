@@ -54,13 +54,13 @@ def split_of(request: str) -> str:
     return "heldout" if h % HELDOUT_EVERY == 0 else "train"
 
 
-def _request(rng: random.Random, stock: dict[str, int], max_quantity: int = 9) -> tuple[str, ToolCall]:
+def _request(rng: random.Random, stock: dict[str, int], max_quantity: int = 9, max_stock: int = 9) -> tuple[str, ToolCall]:
     tool = rng.choice(sorted(TEMPLATES))
     template = rng.choice(TEMPLATES[tool])
     item = rng.choice(ITEMS)
     if tool == "remove_stock":
         if stock[item] == 0:
-            stock[item] = rng.randint(1, 9)  # make the sale possible; GT never relies on an error
+            stock[item] = rng.randint(1, max_stock)  # make the sale possible; GT never relies on an error
         q = rng.randint(1, min(max_quantity, stock[item]))
     else:
         q = rng.randint(1, max_quantity)
@@ -70,11 +70,13 @@ def _request(rng: random.Random, stock: dict[str, int], max_quantity: int = 9) -
 
 
 def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, prefix: str | None = None,
-                   max_quantity: int = 9) -> list[Task]:
+                   max_quantity: int = 9, max_stock: int = 9) -> list[Task]:
     """``n`` tasks of the given split (``train`` or ``heldout``), each with ``turns`` user turns.
 
-    ``max_quantity`` (1-9) bounds the quantities in requests; the default 9 reproduces the original tasks
-    exactly, a smaller value gives an easier task (fewer values to copy from the request).
+    ``max_quantity`` (1-99) bounds the quantities in requests and ``max_stock`` (1-99) the starting stock
+    of an item, hence the quantities sold. The defaults (9, 9) reproduce the original tasks exactly; a
+    smaller ``max_quantity`` gives an easier task (fewer values to copy from the request), larger values
+    a harder one with many more distinct requests (e.g. enough unseen texts for a large held-out set).
 
     Deterministic for a given (n, seed, split, turns). Every turn has exactly one GT call; the GT final
     state comes from executing the calls.
@@ -83,8 +85,10 @@ def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, 
         raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
     if n < 0 or turns < 1:
         raise ValueError("n must be >= 0 and turns >= 1")
-    if not 1 <= max_quantity <= 9:
-        raise ValueError(f"max_quantity must be in 1..9, not {max_quantity!r}")
+    if not 1 <= max_quantity <= 99:
+        raise ValueError(f"max_quantity must be in 1..99 (the schema's maximum), not {max_quantity!r}")
+    if not 1 <= max_stock <= 99:
+        raise ValueError(f"max_stock must be in 1..99, not {max_stock!r}")
     rng = random.Random(f"inventory:{seed}:{split}:{turns}")
     env = load_env("inventory")
     tasks: list[Task] = []
@@ -93,11 +97,11 @@ def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, 
         attempts += 1
         if attempts > 1000 * (n + 1):
             raise RuntimeError("could not generate enough distinct tasks for this split")
-        stock = {item: rng.randint(0, 9) for item in ITEMS}
+        stock = {item: rng.randint(0, max_stock) for item in ITEMS}
         initial = dict(stock)
         msgs, calls = [], []
         for _ in range(turns):
-            text, call = _request(rng, stock, max_quantity)
+            text, call = _request(rng, stock, max_quantity, max_stock)
             msgs.append(text)
             calls.append(call)
             if call.name == "add_stock":

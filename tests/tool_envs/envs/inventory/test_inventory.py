@@ -78,3 +78,21 @@ def test_max_quantity_bounds_quantities_and_default_is_unchanged():
         assert ep.state() == t.gt_final_state
     with pytest.raises(ValueError):
         generate_tasks(1, max_quantity=0)
+
+
+def test_larger_quantities_and_stocks_give_harder_tasks_that_replay():
+    import pytest
+
+    hard = generate_tasks(200, seed=5, max_quantity=20, max_stock=20)
+    qs = {c.arguments["quantity"] for t in hard for turn in t.gt_calls for c in turn if "quantity" in c.arguments}
+    sold = {c.arguments["quantity"] for t in hard for turn in t.gt_calls for c in turn if c.name == "remove_stock"}
+    assert max(qs) > 9 and max(sold) > 9 and qs <= set(range(1, 21))
+    assert len({t.user_texts()[0] for t in hard}) > len({t.user_texts()[0] for t in generate_tasks(200, seed=5)})
+    for t in hard[:30]:
+        ep, results = _replay(t)
+        assert not any(r.error for turn in results for r in turn)
+        assert ep.state() == t.gt_final_state
+    with pytest.raises(ValueError, match="max_stock"):
+        generate_tasks(1, max_stock=0)
+    with pytest.raises(ValueError, match="max_quantity"):
+        generate_tasks(1, max_quantity=100)
