@@ -1,10 +1,19 @@
-"""One way to turn user-supplied mappings into the project's config dataclasses."""
+"""Config helpers shared by every layer (a leaf: imports nothing from this project).
+
+One way to turn user-supplied mappings into the project's config dataclasses, and the one error type for a
+configuration problem, whichever engine or file it comes from.
+"""
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, Iterable, TypeVar
 
 T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration problem (a YAML key, an override, a CLI argument), with a message naming the file or
+    key and the fix. A ``ValueError``, so callers that catch bad values keep working."""
 
 
 def dataclass_from_mapping(cls: type[T], values: Any, *, tuple_fields: Iterable[str] = ()) -> T:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+from dipo_tools.config_utils import ConfigError  # noqa: F401  (re-exported: one error type)
 
 ALGORITHMS = ("dipo", "grpo", "dapo")
 ENGINES = ("local", "verl")
@@ -20,8 +21,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 
-class ConfigError(ValueError):
-    """A configuration problem, with a message naming the file, key and fix."""
 
 
 def _choice(section: str, name: str, value: Any, allowed: Sequence[Any]) -> None:

@@ -13,12 +13,11 @@ import warnings
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from dipo_tools.config_utils import ConfigError  # noqa: F401  (re-exported: one error type)
 
 ESTIMATOR_NAME = "dipo"
 
 
-class ConfigError(ValueError):
-    """A training config that would fail (or silently misbehave) on the cluster; says which key to fix."""
 
 
 def check_dipo_settings(config: DictConfig) -> None:
