@@ -72,9 +72,17 @@ def sweep(tmp_path_factory):
     cmd = [sys.executable, "-m", "dipo_tools.cli", "sweep", "--config", str(root / "sweep.yaml"), "--no-progress"]
     first = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done = lambda v, s: out / "runs" / "inv" / v / f"seed_{s}" / "done.json"  # noqa: E731
+    log = lambda v, s: out / "runs" / "inv" / v / f"seed_{s}" / "log.txt"  # noqa: E731
+
+    def running(v, s):
+        return not done(v, s).exists() and log(v, s).exists() and "attempt started" in log(v, s).read_text()
+
+    # interrupt while one run is finished and another is mid-way (under load both may end close together, so
+    # "one run done" alone does not guarantee a run is interrupted)
     deadline = time.time() + 600
-    while not any(done(v, s).exists() for v, s in RUNS) and first.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
+    while (not (any(done(v, s).exists() for v, s in RUNS) and any(running(v, s) for v, s in RUNS))
+           and first.poll() is None and time.time() < deadline):
+        time.sleep(0.1)
     first.send_signal(signal.SIGINT)
     first_out, _ = first.communicate(timeout=120)
     finished_first = {(v, s): done(v, s).read_text() for v, s in RUNS if done(v, s).exists()}
