@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/bfcl-eval.txt
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25   # the slowest tests, so CI time stays visible
 
 demo: $(STAMP)
 	$(VENV)/bin/dipo demo
