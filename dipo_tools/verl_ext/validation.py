@@ -13,11 +13,9 @@ import warnings
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
 from dipo_tools.config_utils import ConfigError  # noqa: F401  (re-exported: one error type)
-
-ESTIMATOR_NAME = "dipo"
-
-
+from dipo_tools.verl_ext.estimator import ESTIMATOR_NAME, dipo_config_from_algorithm
 
 
 def check_dipo_settings(config: DictConfig) -> None:
@@ -41,8 +39,6 @@ def check_dipo_settings(config: DictConfig) -> None:
             f"{config.trainer.get('use_v1', True)}, trainer.v1.trainer_mode={mode}); set trainer.use_v1=true "
             "trainer.v1.trainer_mode=sync"
         )
-    from dipo_tools.verl_ext.estimator import dipo_config_from_algorithm
-
     try:
         dipo_config_from_algorithm(algo)
     except (TypeError, ValueError) as exc:
