@@ -79,7 +79,7 @@ def _task_runner_class():
 
     Built lazily so importing this module does not import ray/TransferQueue. The trainer registry entry is
     replaced inside the actor process (where the trainer is built), not registered under a new name: verl
-    tests ``trainer_mode == "sync"`` literally in several places (spec §1.3).
+    tests ``trainer_mode == "sync"`` literally in several places.
     """
     import ray
     from verl.trainer.main_ppo import TaskRunnerV1
