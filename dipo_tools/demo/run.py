@@ -2,7 +2,7 @@
 
 Steps (all local, no downloads):
 
-1. build the run-time tokenizer and a tiny Qwen2 (``configs/local/demo.yaml``);
+1. build the run-time tokenizer and a tiny Qwen2 (``configs/local/demo.yaml``, shipped as ``demo.yaml`` here);
 2. supervised warm-up on oracle episodes of the ``inventory`` environment's training tasks, so the model
    knows the call format but is still unreliable on items/quantities (many all-right / all-wrong groups);
 3. for each algorithm: copy the warmed-up weights, same seeds, RL for ``trainer.total_steps`` steps,
@@ -25,7 +25,9 @@ from dipo_tools.engines.config import ConfigError, LocalConfig, load_config
 from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests
 from dipo_tools.engines.metrics import read_metrics, series
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "local", "demo.yaml")
+#: The demo's config, shipped in the package. In a checkout it is a symbolic link to configs/local/demo.yaml (the
+#: one copy, which `dipo train --config configs/local/demo.yaml` reads too); a built wheel holds its content.
+DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "demo.yaml")
 ALGOS = ("dipo", "grpo", "dapo")
 #: ``quick=True``: a smoke run, a handful of steps on few tasks.
 QUICK_OVERRIDES = ("sft.steps=4", "trainer.total_steps=2", "trainer.eval_every=1", "data.num_train=16",
@@ -33,11 +35,7 @@ QUICK_OVERRIDES = ("sft.steps=4", "trainer.total_steps=2", "trainer.eval_every=1
 
 
 def _default_config_path() -> str:
-    path = os.path.normpath(DEFAULT_CONFIG)
-    if os.path.exists(path):
-        return path
-    packaged = os.path.join(os.path.dirname(__file__), "demo.yaml")  # installed without the repo's configs/
-    return packaged
+    return DEFAULT_CONFIG
 
 
 def run_demo(config: str | None = None, output_dir: str | None = None, steps: int | None = None,
