@@ -140,3 +140,12 @@ def _finite(x) -> bool:
 
 def _count(d: list[float], sign: int) -> int:
     return sum(1 for x in d if (x > 0 if sign > 0 else x < 0))
+
+
+def moving_average(ys: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over ``window`` steps, skipping non-finite values (NaN where a window has none)."""
+    out = []
+    for i in range(len(ys)):
+        win = [y for y in ys[max(0, i - window + 1): i + 1] if math.isfinite(y)]
+        out.append(sum(win) / len(win) if win else float("nan"))
+    return out
