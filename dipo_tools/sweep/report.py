@@ -26,7 +26,7 @@ from dipo_tools.sweep import stats
 from dipo_tools.sweep.plots import plot
 from dipo_tools.sweep.runner import Job
 from dipo_tools.sweep.spec import REPO_ROOT as _ROOT, MetricSpec, ReachSpec, SweepSpec
-from dipo_tools.sweep.worker import DONE_FILE
+from dipo_tools.sweep.layout import DONE_FILE
 
 
 # --------------------------------------------------------------------------------------- per run values
