@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import json
 import math
 import os
 import time
 from collections.abc import Sequence
 
-import numpy as np
+import matplotlib
 
-from dipo_tools.engines.config import ConfigError, LocalConfig, load_config
-from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests
-from dipo_tools.engines.metrics import read_metrics, series
+matplotlib.use("Agg")  # files only, never a window: the demo runs on headless machines
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dipo_tools.engines.config import ConfigError, LocalConfig, load_config  # noqa: E402
+from dipo_tools.engines.local import LocalEngine, load_tasks_for  # noqa: E402
+from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests  # noqa: E402
+from dipo_tools.engines.metrics import read_metrics, series  # noqa: E402
 
 #: The demo's config, shipped in the package. In a checkout it is a symbolic link to configs/local/demo.yaml (the
 #: one copy, which `dipo train --config configs/local/demo.yaml` reads too); a built wheel holds its content.
@@ -42,10 +49,6 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
              algorithms: Sequence[str] | None = None, quick: bool = False, overrides: Sequence[str] = (),
              progress: bool = True) -> str:
     """Run the whole demo and return the path of the markdown report."""
-    import torch
-
-    from dipo_tools.engines.local import LocalEngine, load_tasks_for
-
     algorithms = list(algorithms or ("dipo", "grpo"))
     bad = [a for a in algorithms if a not in ALGOS]
     if bad:
@@ -69,8 +72,6 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     # training-split texts the training tasks did not draw), i.e. new phrasing/item/quantity combinations; greedy
     # answers depend only on the text, so every evaluation task is an independent sample. Secondary: new
     # episodes of training-split requests (texts mostly seen in training, stocks differ).
-    import importlib
-
     gen_mod = importlib.import_module(f"tool_envs.envs.{cfg.data.env}.generate")
     gen_kw = dict(cfg.data.generator)
     n_eval = len(heldout_split)
@@ -166,11 +167,6 @@ COMPARE_PLOTS = (
 
 
 def _plot(out: str, runs: dict[str, dict]) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     written = []
     colors = {"dipo": "tab:red", "grpo": "tab:blue", "dapo": "tab:green"}
     for name, keys, title in COMPARE_PLOTS:
