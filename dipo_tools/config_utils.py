@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, TypeVar
 
+from omegaconf import DictConfig, OmegaConf
+
 T = TypeVar("T")
 
 
@@ -26,13 +28,8 @@ def dataclass_from_mapping(cls: type[T], values: Any, *, tuple_fields: Iterable[
         return cls()
     if isinstance(values, cls):
         return values
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(values, DictConfig):
-            values = OmegaConf.to_container(values, resolve=True)
-    except ImportError:  # omegaconf is a dependency; the dataclasses do not need it
-        pass
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
     values = dict(values)
     known = sorted(f.name for f in dataclasses.fields(cls))
     unknown = sorted(set(values) - set(known))

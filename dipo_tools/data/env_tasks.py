@@ -18,6 +18,9 @@ from typing import Any
 from tqdm import tqdm
 
 from dipo_tools.data.common import DataPrepError, read_records, write_verl_parquet
+from tool_envs import Task, env_for_task, load_env
+from tool_envs.runner import rendered_prompt_length
+from tool_envs.tasks import TaskError, load_tasks
 
 TOOL_AGENT_NAME = "dipo_tool_agent"
 ENV_DATA_SOURCE = "tool_env"
@@ -85,9 +88,6 @@ def prepare_env_tasks(src: str | pathlib.Path, out: str | pathlib.Path, *, env: 
 
 
 def _prompt_length(tokenizer: Any, task: dict[str, Any], env: str | None, runner_config: Any) -> int:
-    from tool_envs import Task, env_for_task, load_env
-    from tool_envs.runner import rendered_prompt_length
-
     parsed = Task.from_dict(task)
     return rendered_prompt_length(tokenizer, load_env(env) if env else env_for_task(parsed), parsed, runner_config)
 
@@ -95,8 +95,6 @@ def _prompt_length(tokenizer: Any, task: dict[str, Any], env: str | None, runner
 def _load(src: str | pathlib.Path) -> list[Any]:
     """Tasks via ``tool_envs.load_tasks`` (full validation, ``file:line`` errors) for JSONL files."""
     if str(src).endswith(".jsonl") and pathlib.Path(src).exists():
-        from tool_envs.tasks import TaskError, load_tasks
-
         try:
             return load_tasks(src)
         except TaskError as exc:

@@ -12,6 +12,10 @@ import argparse
 import sys
 
 from dipo_tools.data.common import DataPrepError
+from dipo_tools.data.env_tasks import prepare_env_tasks
+from dipo_tools.data.math import prepare_math
+from dipo_tools.data.toolrl import prepare_toolrl
+from tool_envs import SchemaError, get_spec
 
 
 def _add_prepare_parsers(prep: argparse.ArgumentParser) -> None:
@@ -60,8 +64,6 @@ def _report(paths: dict, written: dict, dropped: dict) -> None:
 
 
 def _run_toolrl(a: argparse.Namespace) -> None:
-    from dipo_tools.data.toolrl import prepare_toolrl
-
     stats: dict = {}
     paths = prepare_toolrl(a.src, a.out_dir, test_fraction=a.test_fraction, seed=a.seed,
                            data_source=a.data_source, limit=a.limit, stats=stats)
@@ -69,11 +71,7 @@ def _run_toolrl(a: argparse.Namespace) -> None:
 
 
 def _run_tasks(a: argparse.Namespace) -> None:
-    from dipo_tools.data.env_tasks import prepare_env_tasks
-
     if a.env:  # the rows only name it: check now rather than when training starts
-        from tool_envs import SchemaError, get_spec
-
         try:
             get_spec(a.env)
         except (KeyError, SchemaError) as e:
@@ -82,6 +80,7 @@ def _run_tasks(a: argparse.Namespace) -> None:
     if (a.tokenizer is None) != (a.max_prompt_length is None):
         raise DataPrepError("--tokenizer and --max-prompt-length go together (the length is measured in its tokens)")
     if a.tokenizer is not None:
+        # here, not at the top: importing transformers takes 5 s (load average 10), needed for --tokenizer only
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(a.tokenizer)
@@ -93,8 +92,6 @@ def _run_tasks(a: argparse.Namespace) -> None:
 
 
 def _run_math(a: argparse.Namespace) -> None:
-    from dipo_tools.data.math import prepare_math
-
     stats: dict = {}
     path = prepare_math(a.src, a.out, data_source=a.data_source, split=a.split, hub_split=a.hub_split,
                         dedupe=not a.no_dedupe, limit=a.limit, stats=stats)

@@ -2,7 +2,7 @@
 
 Steps (all local, no downloads):
 
-1. build the run-time tokenizer and a tiny Qwen2 (``configs/local/demo.yaml``);
+1. build the run-time tokenizer and a tiny Qwen2 (``configs/local/demo.yaml``, shipped as ``demo.yaml`` here);
 2. supervised warm-up on oracle episodes of the ``inventory`` environment's training tasks, so the model
    knows the call format but is still unreliable on items/quantities (many all-right / all-wrong groups);
 3. for each algorithm: copy the warmed-up weights, same seeds, RL for ``trainer.total_steps`` steps,
@@ -13,19 +13,28 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import json
 import math
 import os
 import time
 from collections.abc import Sequence
 
-import numpy as np
+import matplotlib
 
-from dipo_tools.engines.config import ConfigError, LocalConfig, load_config
-from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests
-from dipo_tools.engines.metrics import read_metrics, series
+matplotlib.use("Agg")  # files only, never a window: the demo runs on headless machines
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "local", "demo.yaml")
+from dipo_tools.engines.config import ConfigError, LocalConfig, load_config  # noqa: E402
+from dipo_tools.engines.local import LocalEngine, load_tasks_for  # noqa: E402
+from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests  # noqa: E402
+from dipo_tools.engines.metrics import read_metrics, series  # noqa: E402
+
+#: The demo's config, shipped in the package. In a checkout it is a symbolic link to configs/local/demo.yaml (the
+#: one copy, which `dipo train --config configs/local/demo.yaml` reads too); a built wheel holds its content.
+DEFAULT_CONFIG = os.path.join(os.path.dirname(__file__), "demo.yaml")
 ALGOS = ("dipo", "grpo", "dapo")
 #: ``quick=True``: a smoke run, a handful of steps on few tasks.
 QUICK_OVERRIDES = ("sft.steps=4", "trainer.total_steps=2", "trainer.eval_every=1", "data.num_train=16",
@@ -33,21 +42,13 @@ QUICK_OVERRIDES = ("sft.steps=4", "trainer.total_steps=2", "trainer.eval_every=1
 
 
 def _default_config_path() -> str:
-    path = os.path.normpath(DEFAULT_CONFIG)
-    if os.path.exists(path):
-        return path
-    packaged = os.path.join(os.path.dirname(__file__), "demo.yaml")  # installed without the repo's configs/
-    return packaged
+    return DEFAULT_CONFIG
 
 
 def run_demo(config: str | None = None, output_dir: str | None = None, steps: int | None = None,
              algorithms: Sequence[str] | None = None, quick: bool = False, overrides: Sequence[str] = (),
              progress: bool = True) -> str:
     """Run the whole demo and return the path of the markdown report."""
-    import torch
-
-    from dipo_tools.engines.local import LocalEngine, load_tasks_for
-
     algorithms = list(algorithms or ("dipo", "grpo"))
     bad = [a for a in algorithms if a not in ALGOS]
     if bad:
@@ -71,8 +72,6 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     # training-split texts the training tasks did not draw), i.e. new phrasing/item/quantity combinations; greedy
     # answers depend only on the text, so every evaluation task is an independent sample. Secondary: new
     # episodes of training-split requests (texts mostly seen in training, stocks differ).
-    import importlib
-
     gen_mod = importlib.import_module(f"tool_envs.envs.{cfg.data.env}.generate")
     gen_kw = dict(cfg.data.generator)
     n_eval = len(heldout_split)
@@ -168,11 +167,6 @@ COMPARE_PLOTS = (
 
 
 def _plot(out: str, runs: dict[str, dict]) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     written = []
     colors = {"dipo": "tab:red", "grpo": "tab:blue", "dapo": "tab:green"}
     for name, keys, title in COMPARE_PLOTS:

@@ -3,9 +3,10 @@
 Public API::
 
     log_ppl = response_log_ppl(old_log_probs, response_mask)          # [B]
-    adv, stats = compute_dipo_advantages(scores, success, log_ppl, uids, state, DiPOConfig())
+    adv, stats = compute_dipo_advantages(scores, success, log_ppl, uids, state, DiPOConfig())  # stats: DiPOStats
 """
-from .brr import classify_groups, compute_dipo_advantages, reallocated_rewards
+from .advantages import DiPOStats, compute_dipo_advantages
+from .brr import classify_groups, reallocated_rewards
 from .config import DiPOConfig
 from .groups import Groups, group_codes, grpo_advantages
 from .ppl import response_log_ppl
@@ -15,6 +16,7 @@ from .state import DiPOState
 __all__ = [
     "DiPOConfig",
     "DiPOState",
+    "DiPOStats",
     "Groups",
     "ThresholdFit",
     "classify_groups",

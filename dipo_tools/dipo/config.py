@@ -1,4 +1,4 @@
-"""DiPO configuration: every switch of the algorithm spec (``shared/spec/dipo.md``), documented."""
+"""DiPO configuration: every switch of the algorithm (docs/algorithm.md, "Decisions and switches"), documented."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Per-response log-perplexity (spec §2)."""
+"""Per-response log-perplexity (docs/algorithm.md, "PPL")."""
 from __future__ import annotations
 
 import torch

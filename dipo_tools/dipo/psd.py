@@ -1,4 +1,4 @@
-"""Perplexity Space Disentangling (spec §4): the threshold τ* that separates confident from unconfident.
+"""Perplexity Space Disentangling (docs/algorithm.md, "PSD"): the threshold τ* that separates confident from unconfident.
 
 Candidates are the midpoints between consecutive distinct sorted log-PPL values. A candidate is admissible
 when both sides hold at least ``min_side`` samples and the Wald intervals say ``p_L > 0.5`` and

@@ -1,4 +1,4 @@
-"""The PPL queue Q (spec §3): training state that must be checkpointed with the model."""
+"""The PPL queue Q (docs/algorithm.md, "PSD"): training state that must be checkpointed with the model."""
 from __future__ import annotations
 
 from typing import Any

@@ -14,6 +14,9 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -69,8 +72,6 @@ def architecture_of(name_or_path: str) -> Architecture:
 def tiny_config(arch: Architecture, vocab_size: int, *, max_position_embeddings: int = 8192,
                 pad_token_id: int | None = None, eos_token_id: int | None = None) -> Any:
     """A transformers config of ``arch``'s class: 2 layers, one KV head of dim 8, the real GQA ratio."""
-    from transformers import AutoConfig
-
     ratio = max(1, arch.num_attention_heads // max(1, arch.num_key_value_heads))
     heads = TINY_KV_HEADS * ratio
     hidden = heads * TINY_HEAD_DIM
@@ -95,9 +96,6 @@ def tiny_config(arch: Architecture, vocab_size: int, *, max_position_embeddings:
 
 def build_tiny_like(name_or_path: str, tokenizer: Any, out_dir: str | os.PathLike, seed: int = 0) -> pathlib.Path:
     """Build a random tiny model of ``name_or_path``'s architecture for ``tokenizer``; save both to ``out_dir``."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     arch = architecture_of(name_or_path)
     # the real vocabulary (Qwen pads it past the tokenizer) when the tokenizer is the model's family's;
     # a small test tokenizer gets an embedding of its own size

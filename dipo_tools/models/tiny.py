@@ -120,6 +120,8 @@ def build_tiny_tokenizer(corpus: Iterable[str] | None = None, vocab_size: int = 
     exactly (byte-level: no UNK) and splits text as Qwen's tokenizer does, so a saved model reloads through
     ``AutoTokenizer`` with the same ids.
     """
+    # transformers and tokenizers are imported in the two builders only: CHAT_TEMPLATE and SPECIAL_TOKENS are
+    # read by callers that need no model (the oracle's tokenizer), and transformers takes 5 s to import
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX

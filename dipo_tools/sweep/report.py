@@ -20,13 +20,13 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Sequence
 
 from dipo_tools.engines.metrics import read_metrics, series
 from dipo_tools.sweep import stats
+from dipo_tools.sweep.plots import plot
 from dipo_tools.sweep.runner import Job
 from dipo_tools.sweep.spec import REPO_ROOT as _ROOT, MetricSpec, ReachSpec, SweepSpec
-from dipo_tools.sweep.worker import DONE_FILE
+from dipo_tools.sweep.layout import DONE_FILE
 
 
 # --------------------------------------------------------------------------------------- per run values
@@ -48,14 +48,6 @@ def metric_value(rows: list[dict], m: MetricSpec) -> float:
     return sum(last) / len(last) - sum(first) / len(first)  # change
 
 
-def moving_average(ys: Sequence[float], window: int) -> list[float]:
-    out = []
-    for i in range(len(ys)):
-        win = [y for y in ys[max(0, i - window + 1): i + 1] if math.isfinite(y)]
-        out.append(sum(win) / len(win) if win else float("nan"))
-    return out
-
-
 def steps_to_reach(rows: list[dict], r: ReachSpec, total_steps: int) -> tuple[float, bool]:
     """``(step, reached)``: the first step where the moving average of ``r.key`` is >= the level;
     ``(total_steps, False)`` when it never is (a lower bound)."""
@@ -66,7 +58,7 @@ def steps_to_reach(rows: list[dict], r: ReachSpec, total_steps: int) -> tuple[fl
         if not start:
             return float(total_steps), False
         level += sum(start) / len(start)
-    for x, y in zip(xs, moving_average(ys, r.window)):
+    for x, y in zip(xs, stats.moving_average(ys, r.window)):
         if math.isfinite(y) and y >= level:
             return float(x), True
     return float(total_steps), False
@@ -172,93 +164,6 @@ def _write_csv(path: str, rows: list[dict]) -> None:
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-
-
-# -------------------------------------------------------------------------------------------- plots
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
-          "tab:olive", "tab:cyan")
-
-
-def _curve_band(spec: SweepSpec, runs: list[dict], key: str):
-    """Mean over seeds and the seed-level interval at every step all runs logged ``key``."""
-    per_run = []
-    for r in runs:
-        xs, ys = series(r["rows"], key)
-        if not key.startswith("eval"):
-            ys = moving_average(ys, spec.smooth)
-        per_run.append(dict(zip(xs, ys)))
-    if not per_run:
-        return [], [], [], []
-    steps = sorted(set.intersection(*(set(d) for d in per_run)))
-    xs, mean, low, high = [], [], [], []
-    for s in steps:
-        summ = stats.summarize([d[s] for d in per_run], spec.confidence)
-        if summ.n:
-            xs.append(s)
-            mean.append(summ.mean)
-            low.append(summ.low if math.isfinite(summ.low) else summ.mean)
-            high.append(summ.high if math.isfinite(summ.high) else summ.mean)
-    return xs, mean, low, high
-
-
-def plot(spec: SweepSpec, records: list[dict], paired: list[dict], out_dir: str) -> list[tuple[str, str]]:
-    """Curves over training per task and a forest plot of the paired differences; returns (path, title)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
-    written = []
-    for task in spec.tasks:
-        for key in spec.curves:
-            fig, ax = plt.subplots(figsize=(6, 3.4))
-            drawn = False
-            for i, variant in enumerate(spec.variants):
-                runs = [r for r in records if r["task"] == task and r["variant"] == variant]
-                xs, mean, low, high = _curve_band(spec, runs, key)
-                if xs:
-                    c = COLORS[i % len(COLORS)]
-                    ax.plot(xs, mean, color=c, label=f"{variant} (n={len(runs)})", marker="o" if key.startswith("eval") else None, ms=3)
-                    ax.fill_between(xs, low, high, color=c, alpha=0.12)
-                    drawn = True
-            if drawn:
-                title = f"{task}: {key} (mean over seeds, {int(spec.confidence * 100)}% CI band" + \
-                        (f", {spec.smooth}-step moving average)" if not key.startswith("eval") and spec.smooth > 1 else ")")
-                ax.set_title(title, fontsize=8)
-                ax.set_xlabel("RL step")
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=6, ncol=2)
-                fig.tight_layout()
-                name = f"plots/{task}_{key.replace('/', '_')}.png"
-                fig.savefig(os.path.join(out_dir, name), dpi=100)
-                written.append((name, title))
-            plt.close(fig)
-        rows = [r for r in paired if r["task"] == task and r["n_pairs"] >= 2]
-        cols = [c for c in spec.columns(task) if any(r["column"] == c for r in rows)]
-        if rows and cols:
-            fig, axes = plt.subplots(1, len(cols), figsize=(2.6 * len(cols), 0.35 * len(spec.all_pairs()) + 1.6),
-                                     squeeze=False, sharey=True)
-            pairs = spec.all_pairs()
-            for ax, col in zip(axes[0], cols):
-                for y, (a, b) in enumerate(pairs):
-                    r = next((x for x in rows if x["column"] == col and x["variant"] == a and x["against"] == b), None)
-                    if r is None or not math.isfinite(r["ci_low"]):
-                        continue
-                    ax.errorbar(r["mean_diff"], y, xerr=[[r["mean_diff"] - r["ci_low"]], [r["ci_high"] - r["mean_diff"]]],
-                                fmt="o", color="tab:red" if r["ci_low"] > 0 or r["ci_high"] < 0 else "tab:gray", ms=3)
-                ax.axvline(0, color="black", lw=0.8)
-                ax.set_title(col, fontsize=7)
-                ax.tick_params(labelsize=6)
-                ax.grid(alpha=0.3)
-            axes[0][0].set_yticks(range(len(pairs)), [f"{a} - {b}" for a, b in pairs])
-            fig.suptitle(f"{task}: paired differences, {int(spec.confidence * 100)}% CI (red: excludes 0)", fontsize=8)
-            fig.tight_layout()
-            name = f"plots/{task}_paired.png"
-            fig.savefig(os.path.join(out_dir, name), dpi=100)
-            written.append((name, f"{task}: paired differences"))
-            plt.close(fig)
-    return written
 
 
 # ------------------------------------------------------------------------------------------ markdown

@@ -19,12 +19,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-
-import yaml
 from typing import Callable
 
+import yaml
+from tqdm.auto import tqdm
+
+from dipo_tools.engines.config import ConfigError, config_to_dict, load_config
+from dipo_tools.engines.metrics import read_metrics, series
 from dipo_tools.sweep.spec import REPO_ROOT, SweepError, SweepSpec, fingerprint, spec_dict
-from dipo_tools.sweep.worker import DONE_FILE, EXIT_LOCKED, JOB_FILE
+from dipo_tools.sweep.layout import DONE_FILE, EXIT_LOCKED, JOB_FILE
 
 CONFIG_FILE = "config.yaml"
 PENDING, READY, RUNNING, DONE, FAILED, BLOCKED = "pending", "ready", "running", "done", "failed", "blocked"
@@ -63,8 +66,6 @@ class Job:
 
 def _resolved(config: str, overrides: list[str], threads: int) -> dict:
     """The run's full validated configuration (``ConfigError`` names the file and key on a mistake)."""
-    from dipo_tools.engines.config import config_to_dict, load_config
-
     cfg = config_to_dict(load_config(config, [*overrides, f"trainer.torch_threads={threads}"]))
     cfg["trainer"].pop("output_dir")
     return cfg
@@ -73,8 +74,6 @@ def _resolved(config: str, overrides: list[str], threads: int) -> dict:
 def plan(spec: SweepSpec, only_tasks=None, only_variants=None, only_seeds=None) -> list[Job]:
     """Every job of the grid, warm-ups first within each seed; seed-major so that stopping early still leaves
     complete paired sets. ``only_*`` restrict the grid (to run a study in parts)."""
-    from dipo_tools.engines.config import ConfigError
-
     out = os.path.abspath(spec.output_dir)
     jobs: list[Job] = []
     warmups: dict[tuple, Job] = {}
@@ -200,8 +199,6 @@ class Estimator:
 
 
 def _summary_line(job: Job, n_done: int, n_total: int, eta: float | None) -> str:
-    from dipo_tools.engines.metrics import read_metrics, series
-
     info = _done_info(job)
     parts = [f"[sweep] {job.label} done in {_fmt_time(info.get('seconds', job.seconds))}"]
     if job.kind == "warmup":
@@ -259,8 +256,6 @@ class Interrupted(Exception):
 def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Callable[[str], None] | None = None,
             poll_seconds: float = 0.5) -> dict:
     """Run every job not yet DONE. Returns counts per final state; raises :class:`Interrupted` on a signal."""
-    from tqdm.auto import tqdm
-
     est = Estimator(spec)
     for j in jobs:
         if j.state == DONE:

@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 #: The code tree this module belongs to: workers import it, reports show paths relative to it.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STATS = ("final", "first", "mean", "last", "change")
@@ -278,9 +281,6 @@ def resolve_path(path: str, source: str | None) -> str:
 
 def load_sweep(path: str, overrides: list[str] | tuple[str, ...] = ()) -> SweepSpec:
     """Read and validate a sweep file; ``overrides`` are ``key=value`` on the sweep itself (e.g. ``parallel=2``)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     if not os.path.exists(path):
         raise SweepError(f"sweep file {path} does not exist")
     try:

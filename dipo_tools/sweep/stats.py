@@ -19,6 +19,13 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import mpmath  # always there (sympy's dependency, through math-verify)
+
+try:
+    from scipy.stats import t as student_t
+except ImportError:  # SciPy is optional: mpmath gives the same values
+    student_t = None
+
 
 def t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with ``df`` degrees of freedom."""
@@ -26,11 +33,7 @@ def t_cdf(t: float, df: float) -> float:
         raise ValueError(f"t_cdf: df={df} must be > 0")
     if math.isinf(t):
         return 1.0 if t > 0 else 0.0
-    try:
-        from scipy.stats import t as student_t
-    except ImportError:
-        import mpmath
-
+    if student_t is None:
         x = df / (df + t * t)
         tail = 0.5 * float(mpmath.betainc(df / 2, 0.5, 0, x, regularized=True))
         return 1.0 - tail if t >= 0 else tail
@@ -41,9 +44,7 @@ def t_quantile(p: float, df: float) -> float:
     """The ``p`` quantile of Student's t with ``df`` degrees of freedom (e.g. 0.975 -> 2.776 for df=4)."""
     if not 0 < p < 1:
         raise ValueError(f"t_quantile: p={p} must be in (0, 1)")
-    try:
-        from scipy.stats import t as student_t
-    except ImportError:
+    if student_t is None:
         if p < 0.5:
             return -t_quantile(1 - p, df)
         if p == 0.5:
@@ -140,3 +141,12 @@ def _finite(x) -> bool:
 
 def _count(d: list[float], sign: int) -> int:
     return sum(1 for x in d if (x > 0 if sign > 0 else x < 0))
+
+
+def moving_average(ys: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over ``window`` steps, skipping non-finite values (NaN where a window has none)."""
+    out = []
+    for i in range(len(ys)):
+        win = [y for y in ys[max(0, i - window + 1): i + 1] if math.isfinite(y)]
+        out.append(sum(win) / len(win) if win else float("nan"))
+    return out

@@ -22,38 +22,31 @@ import shutil
 import sys
 import time
 
-WARMUP_FILE = "warmup.pt"
-DONE_FILE = "done.json"
-JOB_FILE = "job.json"
-LOCK_FILE = ".lock"
-EXIT_LOCKED = 75  # another process holds this job
+import numpy as np
+import torch
+
+from dipo_tools.engines.config import load_config
+from dipo_tools.engines.local import LocalEngine
+from dipo_tools.engines.metrics import MetricsLogger
+from dipo_tools.sweep.layout import DONE_FILE, EXIT_LOCKED, JOB_FILE, LOCK_FILE, WARMUP_FILE  # noqa: F401
+from dipo_tools.sweep.spec import fingerprint
 
 
 def _rng_states() -> dict:
-    import numpy as np
-    import torch
-
     return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
 
 
 def _set_rng_states(s: dict) -> None:
-    import numpy as np
-    import torch
-
     torch.set_rng_state(s["torch"])
     random.setstate(s["python"])
     np.random.set_state(s["numpy"])
 
 
 def _vocab_hash(tokenizer) -> str:
-    from dipo_tools.sweep.spec import fingerprint
-
     return fingerprint(sorted(tokenizer.get_vocab().items()))
 
 
 def _config(job: dict, job_dir: str):
-    from dipo_tools.engines.config import load_config
-
     # job["config"] is the run's fully resolved configuration (the sweep wrote it; overrides already applied)
     return load_config(job["config"], engine_overrides(job_dir, job))
 
@@ -66,10 +59,6 @@ def engine_overrides(job_dir: str, job: dict) -> list[str]:
 
 
 def run_warmup(job: dict, job_dir: str) -> dict:
-    import torch
-
-    from dipo_tools.engines.local import LocalEngine
-
     cfg = _config(job, job_dir)
     eng = LocalEngine(cfg, log=False)
     t0 = time.perf_counter()
@@ -100,11 +89,6 @@ def _keep_rows_up_to(path: str, step: int | None) -> None:
 
 
 def run_train(job: dict, job_dir: str) -> dict:
-    import torch
-
-    from dipo_tools.engines.local import LocalEngine
-    from dipo_tools.engines.metrics import MetricsLogger
-
     cfg = _config(job, job_dir)
     eng = LocalEngine(cfg, log=False)
     ckpt = eng.latest_checkpoint()
@@ -151,8 +135,6 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.exists(os.path.join(job_dir, DONE_FILE)):
         return 0
     threads = int(job["threads"])
-    import torch
-
     torch.set_num_threads(threads)  # before any work: reduction order depends on it
     info = run_warmup(job, job_dir) if job["kind"] == "warmup" else run_train(job, job_dir)
     usage = resource.getrusage(resource.RUSAGE_SELF)  # CPU time: a load-independent measure of the job's cost

@@ -38,6 +38,10 @@ from omegaconf import DictConfig, OmegaConf
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 from verl.utils.profiler import simple_timer
 
+from reward.multi_turn import score_episode
+from tool_envs import Task, env_for_task, load_env
+from tool_envs.runner import RunnerConfig, run_episode
+
 AGENT_NAME = "dipo_tool_agent"
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
@@ -69,8 +73,6 @@ def _plain(node: Any) -> Any:
 
 def runner_config_from(trainer_config: Any) -> Any:
     """``RunnerConfig`` from ``dipo_agent.runner``, with the response budget taken from the rollout config."""
-    from tool_envs.runner import RunnerConfig
-
     section = _plain(trainer_config.get("dipo_agent", None)) or {}
     values = dict(section.get("runner") or {})
     values.setdefault("max_response_tokens", int(trainer_config.actor_rollout_ref.rollout.response_length))
@@ -83,8 +85,6 @@ def runner_config_from(trainer_config: Any) -> Any:
 
 def task_and_env_from_row(extra_info: Mapping[str, Any] | None) -> tuple[Any, Any]:
     """The ``Task`` and ``ToolEnv`` a dataset row names (see the module docstring)."""
-    from tool_envs import Task, env_for_task, load_env
-
     extra_info = dict(extra_info or {})
     raw = extra_info.get("task")
     if raw is None:
@@ -118,9 +118,6 @@ class DiPOToolAgentLoop(AgentLoopBase):
         self.response_length = int(self.rollout_config.response_length)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
-        from reward.multi_turn import score_episode
-        from tool_envs.runner import run_episode
-
         task, env = task_and_env_from_row(kwargs.get("extra_info"))
         request_id = uuid4().hex  # one sticky session per episode (prefix caching across turns)
         timing: dict[str, float] = {}

@@ -14,6 +14,12 @@ import argparse
 import sys
 from typing import Sequence
 
+from omegaconf import OmegaConf
+
+from dipo_tools.config_utils import ConfigError
+from dipo_tools.verl_ext.main import run_verl_training
+from dipo_tools.verl_ext.smoke import SmokeError, run_cpu_smoke
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="YAML path or shipped config name (configs/verl/)")
@@ -29,11 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
-
-    from dipo_tools.verl_ext.main import run_verl_training
-    from dipo_tools.verl_ext.validation import ConfigError
-
     if getattr(args, "cpu_smoke", False):
         return _run_smoke(args)
     try:
@@ -53,9 +54,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_smoke(args: argparse.Namespace) -> int:
-    from dipo_tools.verl_ext.smoke import SmokeError, run_cpu_smoke
-    from dipo_tools.verl_ext.validation import ConfigError
-
     if args.dry_run:
         print("error: --cpu-smoke and --dry-run are exclusive (the smoke run validates the config first)", file=sys.stderr)
         return 2

@@ -8,12 +8,20 @@ that name the key and the fix. They need no GPU, Ray or network.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
+import importlib
 import math
+import re
+import types
+import typing
 from typing import Any, Iterator
 
 from omegaconf import DictConfig, OmegaConf
+
+from dipo_tools.config_utils import ConfigError
+from dipo_tools.verl_ext.compose import compose_base
 
 #: keys whose value must lie in a range: (low, high, inclusive-low); None = unbounded. An integer low bound
 #: marks a count (the value must be an integer)
@@ -50,16 +58,12 @@ OPEN_CONTAINERS = (
 @functools.lru_cache(maxsize=1)
 def _defaults() -> dict[str, Any]:
     """Leaf path -> default value of our base config (verl's ppo_trainer + DiPO defaults)."""
-    from dipo_tools.verl_ext.main import compose_config
-
-    return dict(_leaves(OmegaConf.to_container(compose_config(None, []), resolve=False)))
+    return dict(_leaves(OmegaConf.to_container(compose_base(None, []), resolve=False)))
 
 
 @functools.lru_cache(maxsize=1)
 def _default_containers() -> frozenset[str]:
-    from dipo_tools.verl_ext.main import compose_config
-
-    return frozenset(_containers(OmegaConf.to_container(compose_config(None, []), resolve=False)))
+    return frozenset(_containers(OmegaConf.to_container(compose_base(None, []), resolve=False)))
 
 
 def _leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -89,10 +93,8 @@ def _kind(value: Any) -> str | None:
 
 def _annotation_kind(annotation: Any) -> str | None:
     """``integer`` / ``number`` / ``boolean`` for a dataclass field annotation (Optional allowed), else None."""
-    import typing
-
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         if len(args) != 1:
             return None
         annotation = args[0]
@@ -101,10 +103,6 @@ def _annotation_kind(annotation: Any) -> str | None:
 
 def _dataclass_kinds(node: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
     """Expected kinds of leaves under verl's dataclass-backed nodes (``_target_``), from field annotations."""
-    import dataclasses
-    import importlib
-    import typing
-
     if not isinstance(node, dict):
         return
     target = node.get("_target_")
@@ -199,3 +197,14 @@ def batch_problems(config: DictConfig) -> list[str]:
 
 
 __all__ = ["RANGES", "OPEN_CONTAINERS", "batch_problems", "close_matches", "value_problems"]
+
+
+def composition_error(exc: Exception) -> ConfigError:
+    """hydra's "Could not override 'KEY'" (a 60-line traceback) as one line with the nearest valid keys."""
+    text = str(exc) + " " + str(exc.__cause__ or "")
+    match = re.search(r"Could not override '([^']+)'", text)
+    if match is None:
+        return ConfigError(" ".join(str(exc).split()))
+    key = match.group(1)
+    return ConfigError(f"{key} is not a verl or dipo setting{close_matches(key, list(_defaults()))}; fix its name, "
+                       f"or add a new key on purpose with +{key}=VALUE")

@@ -1,7 +1,7 @@
 """DiPO as a verl advantage estimator, registered under the name ``"dipo"``.
 
 verl's generic call site passes custom estimators only ``token_level_rewards``, ``response_mask``,
-``index`` and ``config`` (shared/spec/verl.md §1.2); DiPO also needs the old-policy log-probs, the binary
+``index`` and ``config`` (``verl.trainer.ppo.ray_trainer.compute_advantage``); DiPO also needs the old-policy log-probs, the binary
 verdict and the persistent PPL queue. Our trainer subclass (``dipo_tools.verl_ext.trainer``) passes them;
 called without them, this estimator stops with an error that says how to launch instead.
 

@@ -1,7 +1,7 @@
 """verl 0.9.1 V1 sync trainer with DiPO: old-policy log-probs, the binary verdict and a persistent PPL queue.
 
 verl's generic advantage call site hands custom estimators only the rewards, the mask and the uids
-(shared/spec/verl.md §1.2). :class:`DiPOTrainerSync` overrides ``_compute_advantage`` so the ``"dipo"``
+(verl 0.9.1, ``verl.trainer.ppo.ray_trainer.compute_advantage``). :class:`DiPOTrainerSync` overrides ``_compute_advantage`` so the ``"dipo"``
 estimator also gets ``old_log_probs``, ``acc`` (from the reward's extra info) and :class:`DiPOState`,
 and writes DiPO's statistics into verl's metrics under ``dipo/``. With any other estimator it runs the
 base method unchanged. The state is saved to and restored from ``global_step_N/dipo_state.pt``.

@@ -7,17 +7,25 @@ start-up. Nothing here needs a GPU, Ray or a model download.
 """
 from __future__ import annotations
 
+import difflib
+import json
 import os
 import pathlib
 import warnings
 from typing import Any
 
+import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf, open_dict
+from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+from verl.trainer.ppo.utils import need_critic, need_reference_policy
+from verl.utils.config import omega_conf_to_dataclass, validate_config
+from verl.utils.import_utils import load_extern_object
+
 from dipo_tools.config_utils import ConfigError  # noqa: F401  (re-exported: one error type)
-
-ESTIMATOR_NAME = "dipo"
-
-
+from dipo_tools.verl_ext.agent_loop import TaskRowError, runner_config_from
+from dipo_tools.verl_ext.config_checks import batch_problems, value_problems
+from dipo_tools.verl_ext.estimator import ESTIMATOR_NAME, dipo_config_from_algorithm
+from tool_envs.registry import list_envs, load_env
 
 
 def check_dipo_settings(config: DictConfig) -> None:
@@ -41,8 +49,6 @@ def check_dipo_settings(config: DictConfig) -> None:
             f"{config.trainer.get('use_v1', True)}, trainer.v1.trainer_mode={mode}); set trainer.use_v1=true "
             "trainer.v1.trainer_mode=sync"
         )
-    from dipo_tools.verl_ext.estimator import dipo_config_from_algorithm
-
     try:
         dipo_config_from_algorithm(algo)
     except (TypeError, ValueError) as exc:
@@ -50,8 +56,6 @@ def check_dipo_settings(config: DictConfig) -> None:
 
 
 def _instantiate(node: DictConfig, where: str, drop: tuple[str, ...] = ()) -> Any:
-    from verl.utils.config import omega_conf_to_dataclass
-
     if drop:
         node = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
         with open_dict(node):
@@ -68,8 +72,6 @@ def _check_reward_manager(config: DictConfig) -> None:
     # so check what that __post_init__ would have checked.
     manager = config.reward.reward_manager
     if manager.source == "register":
-        from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
-
         if manager.name not in REWARD_MANAGER:
             raise ConfigError(
                 f"reward.reward_manager.name={manager.name!r} is not a registered reward manager; "
@@ -98,12 +100,6 @@ def _check_reward_manager(config: DictConfig) -> None:
 
 def _check_task_environments(files: list[str], where: str, max_rows: int = 2000) -> None:
     """Every environment the rows of an agent-loop parquet name must load (else every episode fails)."""
-    import json
-
-    import pyarrow.parquet as pq
-
-    from tool_envs.registry import list_envs, load_env
-
     names: dict[str, str] = {}
     for path in files:
         if "://" in path or not path.endswith(".parquet"):
@@ -118,8 +114,6 @@ def _check_task_environments(files: list[str], where: str, max_rows: int = 2000)
         try:
             load_env(name)
         except Exception as exc:  # unknown name, broken schema file, backend import error
-            import difflib
-
             near = difflib.get_close_matches(name, list_envs(), n=2)
             hint = f" (did you mean {' or '.join(near)}?)" if near else ""
             raise ConfigError(f"{where}: {first} names environment {name!r}, which does not load{hint}: {exc}") from exc
@@ -130,11 +124,6 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
 
     ``check_files`` also requires the data files to exist (off for configs written for a cluster path).
     """
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-
-    from dipo_tools.verl_ext.config_checks import batch_problems, value_problems
-
     problems = value_problems(config)  # first: verl's own checks would crash on a string where a number goes
     problems += batch_problems(config) if not problems else []
     if problems:
@@ -160,8 +149,6 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
         _instantiate(config.critic, "critic")
 
     if config.get("dipo_agent", None) is not None:
-        from dipo_tools.verl_ext.agent_loop import TaskRowError, runner_config_from
-
         try:
             runner_config_from(config)
         except TaskRowError as exc:
@@ -169,8 +156,6 @@ def validate_training_config(config: DictConfig, *, check_files: bool = False) -
 
     reward_fn = config.reward.get("custom_reward_function", {}) or {}
     if reward_fn.get("path"):
-        from verl.utils.import_utils import load_extern_object
-
         try:
             load_extern_object(reward_fn.path, reward_fn.name)
         except Exception as exc:

@@ -16,6 +16,9 @@ import functools
 import sys
 from typing import Any
 
+import torch.distributed.fsdp as fsdp
+import verl.utils.distributed as distributed
+
 #: modules that bind ``initialize_global_process_group_ray`` by name (``from ... import``)
 PROCESS_GROUP_USERS = ("verl.utils.distributed", "verl.workers.engine_workers")
 #: modules that bind ``CPUOffloadPolicy`` by name
@@ -61,9 +64,6 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    import torch.distributed.fsdp as fsdp
-    import verl.utils.distributed as distributed
-
     pg = _cpu_process_group(distributed.initialize_global_process_group_ray)
     _replace(PROCESS_GROUP_USERS, "initialize_global_process_group_ray", pg)
     policy = _unpinned_offload_policy(fsdp.CPUOffloadPolicy)

@@ -27,8 +27,10 @@ import ray
 import torch
 from verl.utils.config import omega_conf_to_dataclass
 from verl.workers.config import HFModelConfig
+from transformers import AutoModelForCausalLM
+from verl.workers.rollout import base as rollout_base
 from verl.workers.rollout.base import BaseRollout
-from verl.workers.rollout.replica import RolloutMode, RolloutReplica, TokenOutput
+from verl.workers.rollout.replica import RolloutMode, RolloutReplica, RolloutReplicaRegistry, TokenOutput
 
 from dipo_tools.verl_ext.cpu.sampling import SamplingRequest, generate_batch, max_new_tokens
 
@@ -63,8 +65,6 @@ class HFRolloutServer:
 
     def __init__(self, config: Any, model_config: Any, rollout_mode: RolloutMode, replica_rank: int,
                  node_rank: int = 0, **unused: Any):
-        from transformers import AutoModelForCausalLM
-
         self.config = omega_conf_to_dataclass(config)
         self.model_config: HFModelConfig = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.rollout_mode = rollout_mode
@@ -290,8 +290,5 @@ class HFServerAdapter(BaseRollout):
 
 def register() -> None:
     """Add ``hf`` to verl's rollout registries (idempotent)."""
-    from verl.workers.rollout import base as rollout_base
-    from verl.workers.rollout.replica import RolloutReplicaRegistry
-
     RolloutReplicaRegistry.register(ROLLOUT_NAME, lambda: HFReplica)
     rollout_base._ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = f"{__name__}.HFServerAdapter"

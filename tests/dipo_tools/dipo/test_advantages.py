@@ -1,4 +1,4 @@
-"""compute_dipo_advantages: GRPO equality, the exact BRR values, gates, extremeness, queue, state."""
+"""compute_dipo_advantages: GRPO equality, the exact BRR values, gates, extremeness, queue, state, DiPOStats."""
 import io
 import math
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
-from dipo_tools.dipo import DiPOConfig, DiPOState, compute_dipo_advantages, grpo_advantages
+from dipo_tools.dipo import DiPOConfig, DiPOState, DiPOStats, compute_dipo_advantages, grpo_advantages
 
-# Spec §5 for G = 8, alpha = 0.1: R_r is one-hot in the group, so A_GRPO(R_r) is ±(7/8)/sqrt(1/8) and
+# BRR (docs/algorithm.md, "BRR") for G = 8, alpha = 0.1: R_r is one-hot in the group, so A_GRPO(R_r) is ±(7/8)/sqrt(1/8) and
 # ∓(1/8)/sqrt(1/8) (unbiased std of seven 0s and one 1 is sqrt(1/8)).
 PICK = 0.1 * (7 / 8) / (math.sqrt(1 / 8) + 1e-6)
 MATE = 0.1 * (1 / 8) / (math.sqrt(1 / 8) + 1e-6)
@@ -266,6 +266,34 @@ def test_quadrants_partition_the_batch(primed, separable):
     _, stats = compute_dipo_advantages(ok.float(), ok, lp, [i // 4 for i in range(40)], state, DiPOConfig())
     shares = [stats[f"quadrant_{q}"] for q in ("cl", "ch", "el", "eh")]
     assert sum(shares) == pytest.approx(1.0) and stats["quadrant_cl"] == 0.5 and stats["quadrant_eh"] == 0.5
+
+
+# The metric names both engines log as dipo/<name>, in the order they are logged: renaming one breaks dashboards.
+LOGGED_STATS = [
+    "frac_hard", "frac_easy", "frac_normal", "disentangled", "tau", "tau_ppl", "p_low", "p_high", "p_low_lower",
+    "p_high_upper", "n_low", "n_high", "psd_error_rate", "n_realloc_hard", "n_realloc_easy", "frac_nonzero_adv",
+    "frac_nonzero_adv_grpo", "mean_log_ppl_right", "mean_log_ppl_wrong", "success_rate", "queue_size",
+    "n_undefined_ppl", "quadrant_cl", "quadrant_ch", "quadrant_el", "quadrant_eh",
+]
+
+
+def test_stats_are_typed_and_read_like_a_mapping(primed):
+    _, stats = compute_dipo_advantages(*hard_and_easy_batch(), primed(), DiPOConfig())
+    assert isinstance(stats, DiPOStats)
+    assert list(stats) == LOGGED_STATS and len(stats) == len(LOGGED_STATS)
+    assert stats["n_realloc_hard"] == stats.n_realloc_hard == 1 and stats.get("tau") == stats.tau
+    metrics = {}
+    metrics.update(stats)  # what verl's trainer does with stats_out
+    assert metrics == stats.as_metrics() and list(metrics) == LOGGED_STATS
+    with pytest.raises(KeyError):
+        stats["as_metrics"]  # only statistics are keys, not methods
+    with pytest.raises(AttributeError):
+        stats.tau = 0.0  # frozen: a logged statistic is never edited after the fact
+
+
+def test_every_statistic_is_documented():
+    doc = DiPOStats.__doc__
+    assert all(f"\n        {name}: " in doc for name in LOGGED_STATS)
 
 
 def test_bad_inputs_give_clear_errors():

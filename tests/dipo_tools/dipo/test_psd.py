@@ -8,7 +8,7 @@ from dipo_tools.dipo import fit_threshold
 
 
 def brute_force(lp: list[float], ok: list[int], z: float, min_side: int):
-    """Loop over every candidate τ exactly as spec §4 states it."""
+    """Loop over every candidate τ exactly as docs/algorithm.md ("PSD") states it."""
     values = sorted(set(lp))
     best = None
     for a, b in zip(values, values[1:]):

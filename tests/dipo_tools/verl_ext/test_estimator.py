@@ -66,7 +66,7 @@ def test_norm_flag_is_read_from_the_algorithm_config():
 
 
 def test_stock_verl_call_site_gets_a_clear_error():
-    # verl's generic compute_advantage passes no old_log_probs to custom estimators (spec verl.md §1.2).
+    # verl's generic compute_advantage passes no old_log_probs to custom estimators.
     rewards, mask, uids, old_lp, _ = make_batch()
     data = DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask,
                                         "old_log_probs": old_lp}, non_tensors={"uid": uids})
