@@ -249,11 +249,14 @@ def _fmt(value: Any) -> str:
 
 
 def summary_lines(rows: list[dict[str, Any]]) -> list[str]:
-    keys = ("critic/score/mean", "dipo/frac_nonzero_adv", "dipo/disentangled", "dipo/queue_size",
-            "training/rollout_probs_diff_max", "actor/grad_norm", "timing_s/step")
+    # (metric, label): the label says what a reader needs (``step=57`` read as a step number)
+    keys = (("critic/score/mean", "score/mean"), ("dipo/frac_nonzero_adv", "frac_nonzero_adv"),
+            ("dipo/disentangled", "disentangled"), ("dipo/queue_size", "queue_size"),
+            ("training/rollout_probs_diff_max", "rollout_probs_diff_max"), ("actor/grad_norm", "grad_norm"),
+            ("timing_s/step", "seconds"))
     lines = []
     for row in rows:
-        shown = " ".join(f"{k.split('/', 1)[-1]}={_fmt(row[k])}" for k in keys if k in row)
+        shown = " ".join(f"{label}={_fmt(row[k])}" for k, label in keys if k in row)
         lines.append(f"[dipo] step {row['step']}: {shown}")
     return lines
 
