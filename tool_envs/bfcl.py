@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 from tool_envs.parsing import parse_tool_calls
 from tool_envs.registry import BUILTIN_DIR, env_for_task
-from tool_envs.schema import bfcl_params_to_json_schema, spec_from_mapping
+from tool_envs.schema import bfcl_doc_to_tool, spec_from_mapping
 from tool_envs.tasks import Task
 from tool_envs.types import ToolCall, ToolResult
 
@@ -79,16 +79,7 @@ def bfcl_schema_mapping(class_name: str) -> dict:
     """The schema-file mapping of one BFCL backend, built from bfcl-eval's function docs."""
     modules, docs, stateless = _backend_config()
     doc_path = bfcl_data_dir() / "multi_turn_func_doc" / docs[class_name]
-    tools = []
-    for fn in _read_jsonl(doc_path):
-        tools.append({
-            "type": "function",
-            "function": {
-                "name": fn["name"],
-                "description": fn.get("description", ""),
-                "parameters": bfcl_params_to_json_schema(fn["parameters"]),
-            },
-        })
+    tools = [bfcl_doc_to_tool(fn) for fn in _read_jsonl(doc_path)]
     import importlib
 
     cls = getattr(importlib.import_module(modules[class_name]), class_name)

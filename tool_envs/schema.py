@@ -392,19 +392,21 @@ def backend_problems(backend: BackendSpec, tools: list[dict], source: str) -> li
 
 # --- BFCL function docs → JSON Schema ------------------------------------------------------------------
 
-#: BFCL's parameter type names mapped to JSON Schema; ``None`` drops the type (BFCL's "any").
+#: BFCL's parameter type names mapped to JSON Schema; ``None`` drops the type. Python-ish names (``dict``,
+#: ``float``, ``tuple``) come from the Python categories, Java/JavaScript names (``String``, ``HashMap``,
+#: ``long``...) from the single-turn Java/JS categories; they map as bfcl-eval's own ``GORILLA_TO_OPENAPI``
+#: does, except ``any`` (and one entry's empty ``""``): any value is allowed, so the type is dropped rather
+#: than narrowed to ``string`` (a validator would otherwise refuse a correct non-string argument).
 BFCL_TYPE_MAP: dict[str, str | None] = {
-    "dict": "object",
-    "float": "number",
-    "tuple": "array",
-    "any": None,
-    "integer": "integer",
-    "string": "string",
-    "boolean": "boolean",
-    "array": "array",
-    "number": "number",
-    "object": "object",
-    "null": "null",
+    "any": None, "Any": None, "": None,
+    "integer": "integer", "number": "number", "string": "string", "boolean": "boolean",
+    "array": "array", "object": "object", "null": "null",
+    "dict": "object", "float": "number", "tuple": "array", "list": "array", "bool": "boolean",
+    "int": "integer", "str": "string",
+    "byte": "integer", "short": "integer", "long": "integer", "Bigint": "integer", "double": "number",
+    "char": "string", "String": "string", "Boolean": "boolean",
+    "Array": "array", "ArrayList": "array", "Queue": "array", "Stack": "array",
+    "HashMap": "object", "Hashtable": "object",
 }
 
 
@@ -433,3 +435,19 @@ def bfcl_params_to_json_schema(schema: Any) -> Any:
     if isinstance(out.get("additionalProperties"), dict):
         out["additionalProperties"] = bfcl_params_to_json_schema(out["additionalProperties"])
     return out
+
+
+def sanitize_name(name: str) -> str:
+    """OpenAI-style APIs accept ``^[a-zA-Z0-9_-]{1,64}$`` only; BFCL names such as ``math.factorial`` have dots."""
+    return name.replace(".", "_")
+
+
+def bfcl_doc_to_tool(doc: Mapping[str, Any], *, sanitize: bool = False) -> dict:
+    """A BFCL function doc → an OpenAI function schema ``{"type": "function", "function": {...}}``.
+
+    The one BFCL → JSON Schema conversion: the environment schemas and the BFCL evaluation prompts use it.
+    """
+    params = bfcl_params_to_json_schema(copy.deepcopy(doc.get("parameters")) or {"type": "object", "properties": {}})
+    params["type"] = "object"
+    name = sanitize_name(doc["name"]) if sanitize else doc["name"]
+    return {"type": "function", "function": {"name": name, "description": doc.get("description", ""), "parameters": params}}
