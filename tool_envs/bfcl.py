@@ -97,6 +97,8 @@ def bfcl_schema_mapping(class_name: str) -> dict:
         # BFCL passes arguments to the backend unchecked; checking them here would change verdicts
         # (e.g. the ground truth calls close_ticket(ticket_id='ticket_001') against an integer doc type).
         "argument_checking": "off",
+        # Registered explicitly: the folder's generator (fresh tasks, never BFCL test entries).
+        "generator": f"tool_envs.envs.{bfcl_env_name(class_name)}.generate:generate_tasks",
         "backend": backend,
         "limits": dict(BFCL_LIMITS),
         "tools": tools,

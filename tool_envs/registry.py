@@ -17,10 +17,10 @@ import functools
 import os
 import pathlib
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tool_envs.env import ToolEnv
-from tool_envs.schema import SCHEMA_SUFFIXES, EnvSpec, SchemaError, load_spec
+from tool_envs.schema import SCHEMA_SUFFIXES, EnvSpec, SchemaError, import_generator, load_spec
 
 BUILTIN_DIR = pathlib.Path(__file__).with_name("envs")
 
@@ -198,3 +198,9 @@ def env_for_task(task: Any) -> ToolEnv:
     if not envs:
         raise ValueError(f"task {getattr(task, 'id', '?')!r} names no environment (field `envs`)")
     return _composed(tuple(str(e) for e in envs), _search_key())
+
+
+def task_generator(path_or_name: str | pathlib.Path) -> Callable[..., list]:
+    """The task generator an environment's schema file registers (``generator: module:function``), called
+    as ``fn(n, seed=..., split="train"|"heldout", **options)``; ``ValueError`` when it registers none."""
+    return import_generator(get_spec(path_or_name))

@@ -119,6 +119,10 @@ class EnvSpec:
     source: str = "<mapping>"
     argument_checking: str = "coerce"
     isolation: str = "process"
+    #: ``module:function`` that generates this environment's tasks (``None``: it has no generator).
+    generator: str | None = None
+    #: The schema file's folder: a generator module that is a file there is imported from there.
+    base_dir: str | None = None
 
     @property
     def tool_names(self) -> list[str]:
@@ -131,6 +135,8 @@ class EnvSpec:
             out["argument_checking"] = self.argument_checking
         if self.isolation != "process":
             out["isolation"] = self.isolation
+        if self.generator is not None:
+            out["generator"] = self.generator
         if self.backend is not None:
             b: dict[str, Any] = {"class": self.backend.class_path}
             if self.backend.init_method:
@@ -264,6 +270,8 @@ def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool 
         source=source,
         argument_checking=data.get("argument_checking", "coerce"),
         isolation=data.get("isolation", "process"),
+        generator=data.get("generator"),
+        base_dir=str(base_dir) if base_dir is not None else None,
     )
 
 
@@ -323,6 +331,17 @@ def import_backend_class(class_path: str, base_dir: str | None = None) -> type:
     module_name, cls_name = class_path.rsplit(".", 1)
     module = importlib.import_module(_local_module(module_name, base_dir) or module_name)
     return getattr(module, cls_name)
+
+
+def import_generator(spec: EnvSpec):
+    """The task generator the schema file registers (``generator: module:function``), imported like a
+    backend class (a module next to the schema file first). Called as ``fn(n, seed=..., split=..., **options)``."""
+    if not spec.generator:
+        raise ValueError(f"environment {spec.name!r} ({spec.source}) registers no task generator; add "
+                         "`generator: module:function` to its schema file, or give a JSONL file of tasks")
+    module_name, fn_name = spec.generator.split(":")
+    module = importlib.import_module(_local_module(module_name, spec.base_dir) or module_name)
+    return getattr(module, fn_name)
 
 
 def _method_params(cls: type, name: str) -> list[inspect.Parameter] | None:
