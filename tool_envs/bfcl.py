@@ -19,6 +19,7 @@ import os
 import pathlib
 from typing import Any, Sequence
 
+from tool_envs.hooks import EnvHook
 from tool_envs.parsing import parse_tool_calls
 from tool_envs.registry import BUILTIN_DIR, env_for_task
 from tool_envs.schema import bfcl_doc_to_tool, spec_from_mapping
@@ -99,6 +100,7 @@ def bfcl_schema_mapping(class_name: str) -> dict:
         "argument_checking": "off",
         # Registered explicitly: the folder's generator (fresh tasks, never BFCL test entries).
         "generator": f"tool_envs.envs.{bfcl_env_name(class_name)}.generate:generate_tasks",
+        "hook": "tool_envs.bfcl:BFCL_HOOK",
         "backend": backend,
         "limits": dict(BFCL_LIMITS),
         "tools": tools,
@@ -214,6 +216,40 @@ def replay_ground_truth(task: Task, isolation: str | None = None) -> tuple[Any, 
         ep.reveal(task.missed_functions.get(t, []))
         out.append(ep.execute(list(calls)))
     return ep, out
+
+
+class BfclHook(EnvHook):
+    """The BFCL environments' hook: bfcl-eval's own ``state_checker`` / ``response_checker`` (the verdict
+    must be BFCL's, byte for byte) and BFCL's entry format (``question`` + ``involved_classes``)."""
+
+    name = "bfcl"
+
+    def state_check(self, model_backends, gt_backends) -> dict:
+        # Imported here: importing bfcl-eval creates folders under $BFCL_PROJECT_ROOT and takes about a
+        # second, which only BFCL episodes should pay.
+        from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import state_checker
+
+        return state_checker(model_backends, gt_backends)
+
+    def response_check(self, model_results, gt_results, turn: int) -> dict:
+        from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker  # see state_check
+
+        return response_checker(list(model_results), list(gt_results), turn)
+
+    def task_from_entry(self, entry) -> Task | None:
+        """A BFCL multi-turn entry that carries its ``ground_truth`` as a Task (``None`` for other mappings)."""
+        if "involved_classes" not in entry or "question" not in entry:
+            return None
+        if "ground_truth" not in entry:
+            raise ValueError(
+                f"BFCL entry {entry.get('id')!r} has no ground_truth; merge its possible-answer entry "
+                "(entry['ground_truth'] = answer['ground_truth']) or pass a tool_envs Task"
+            )
+        return bfcl_entry_to_task(dict(entry), {"ground_truth": entry["ground_truth"]})
+
+
+#: Named by every BFCL schema file (``hook: tool_envs.bfcl:BFCL_HOOK``).
+BFCL_HOOK = BfclHook()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from tool_envs.chat import ChatRenderer
+from tool_envs.executor import ERROR_PREFIX
 from tool_envs.parsing import ToolCallParseError, parse_tool_calls
 from tool_envs.runner_config import BFCL_REVEAL_MESSAGE, RunnerConfig  # noqa: F401 - re-exported
 from tool_envs.tasks import Task
@@ -250,7 +251,7 @@ async def _handle_processing_tools(d: EpisodeData) -> EpisodeState:
     # Awaited: the calls run on a pool thread or in a worker process, never in the event loop.
     aexecute = getattr(d.episode, "aexecute", None)
     done = await aexecute(run) if aexecute is not None else d.episode.execute(run)
-    refused = f"Error during execution: call not executed: at most {d.max_calls} calls per message"
+    refused = f"{ERROR_PREFIX}call not executed: at most {d.max_calls} calls per message"
     step.results = done + [ToolResult(c.name, refused, error=True) for c in calls[d.max_calls:]]
     d.num_calls += len(calls)
     if not _append_context(d, [_tool_message(r) for r in step.results]):

@@ -121,6 +121,8 @@ class EnvSpec:
     isolation: str = "process"
     #: ``module:function`` that generates this environment's tasks (``None``: it has no generator).
     generator: str | None = None
+    #: ``module:attribute``, an :class:`~tool_envs.hooks.EnvHook` (``None``: the generic hook).
+    hook: str | None = None
     #: The schema file's folder: a generator module that is a file there is imported from there.
     base_dir: str | None = None
 
@@ -137,6 +139,8 @@ class EnvSpec:
             out["isolation"] = self.isolation
         if self.generator is not None:
             out["generator"] = self.generator
+        if self.hook is not None:
+            out["hook"] = self.hook
         if self.backend is not None:
             b: dict[str, Any] = {"class": self.backend.class_path}
             if self.backend.init_method:
@@ -271,6 +275,7 @@ def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool 
         argument_checking=data.get("argument_checking", "coerce"),
         isolation=data.get("isolation", "process"),
         generator=data.get("generator"),
+        hook=data.get("hook"),
         base_dir=str(base_dir) if base_dir is not None else None,
     )
 
@@ -333,15 +338,19 @@ def import_backend_class(class_path: str, base_dir: str | None = None) -> type:
     return getattr(module, cls_name)
 
 
+def import_entry_point(ref: str, base_dir: str | None = None) -> Any:
+    """``module:attribute`` imported like a backend class (a module next to the schema file first)."""
+    module_name, attr = ref.split(":")
+    return getattr(importlib.import_module(_local_module(module_name, base_dir) or module_name), attr)
+
+
 def import_generator(spec: EnvSpec):
-    """The task generator the schema file registers (``generator: module:function``), imported like a
-    backend class (a module next to the schema file first). Called as ``fn(n, seed=..., split=..., **options)``."""
+    """The task generator the schema file registers (``generator: module:function``), called as
+    ``fn(n, seed=..., split=..., **options)``."""
     if not spec.generator:
         raise ValueError(f"environment {spec.name!r} ({spec.source}) registers no task generator; add "
                          "`generator: module:function` to its schema file, or give a JSONL file of tasks")
-    module_name, fn_name = spec.generator.split(":")
-    module = importlib.import_module(_local_module(module_name, spec.base_dir) or module_name)
-    return getattr(module, fn_name)
+    return import_entry_point(spec.generator, spec.base_dir)
 
 
 def _method_params(cls: type, name: str) -> list[inspect.Parameter] | None:
