@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the BFCL verdict and the shaped score share one per-turn pass (TurnCheck), split they would run the episode twice.
 """Multi-turn episode reward: BFCL's per-entry verdict plus a shaped score for training.
 
 Given the model's episode and a task with ground-truth calls per turn, ``check_turns`` replays the ground

@@ -22,7 +22,8 @@ from typing import Any, Sequence
 from tool_envs.hooks import EnvHook
 from tool_envs.parsing import parse_tool_calls
 from tool_envs.registry import BUILTIN_DIR, env_for_task
-from tool_envs.schema import bfcl_doc_to_tool, spec_from_mapping
+from tool_envs.bfcl_schema import bfcl_doc_to_tool
+from tool_envs.schema import spec_from_mapping
 from tool_envs.tasks import Task
 from tool_envs.types import ToolCall, ToolResult
 

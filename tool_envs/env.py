@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: ToolEnv and Episode are one contract (tools, isolation, snapshots, held-out tools); public_state at the end is the JSON view of that episode state.
 """ToolEnv (a set of tools, possibly composed from several schema files) and Episode (its isolated state).
 
 An episode owns fresh backend instances, so concurrent episodes never share state. ``execute`` never

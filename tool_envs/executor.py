@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: one call's path (checking, coercion, copy, run, stringify, truncate) reads top to bottom, in the order tool_envs/README.md documents it.
 """Per-call machinery of the executor: argument validation and coercion, timeouts, result strings.
 
 Argument checking is chosen per schema file (``argument_checking``): ``coerce`` (default, below),

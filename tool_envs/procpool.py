@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the zygote, the workers, the shared-memory call board and the pool speak one wire protocol and share its failure cases (kill, death, oversize); they are read together.
 """Worker processes for environments with ``isolation: process``.
 
 Why processes: a Python thread cannot be killed, and a single C-level operation that holds the GIL

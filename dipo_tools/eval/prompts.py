@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from tool_envs.schema import bfcl_doc_to_tool, sanitize_name  # the one BFCL → JSON Schema converter
+from tool_envs.bfcl_schema import bfcl_doc_to_tool, sanitize_name  # the one BFCL → JSON Schema converter
 
 PROMPT_MODES = ("qwen", "toolrl")
 

@@ -10,7 +10,7 @@ import yaml
 
 from tool_envs import SchemaError, load_spec, spec_from_mapping
 from tool_envs.registry import BUILTIN_DIR
-from tool_envs.schema import BFCL_TYPE_MAP, bfcl_doc_to_tool, bfcl_params_to_json_schema
+from tool_envs.bfcl_schema import BFCL_TYPE_MAP, bfcl_doc_to_tool, bfcl_params_to_json_schema
 
 SHIPPED = sorted(p for p in BUILTIN_DIR.glob("*/env.*") if p.suffix in (".yaml", ".yml", ".json"))
 
