@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import inspect
 import json
 import os
 import pathlib
+from importlib.metadata import version
 from typing import Any, Sequence
 
 from tool_envs.hooks import EnvHook
@@ -24,7 +27,7 @@ from tool_envs.parsing import parse_tool_calls
 from tool_envs.registry import BUILTIN_DIR, env_for_task
 from tool_envs.bfcl_schema import bfcl_doc_to_tool
 from tool_envs.schema import spec_from_mapping
-from tool_envs.tasks import Task
+from tool_envs.tasks import Task, save_tasks
 from tool_envs.types import ToolCall, ToolResult
 
 
@@ -52,6 +55,7 @@ BFCL_LIMITS = {"max_turns": 20, "max_calls_per_turn": 64, "call_timeout_s": 10.0
 
 @functools.lru_cache(maxsize=1)
 def _backend_config() -> tuple[dict, dict, list]:
+    # bfcl-eval is imported on first use: its import creates folders under $BFCL_PROJECT_ROOT (set above).
     from bfcl_eval.constants import executable_backend_config as c
 
     return dict(c.CLASS_FILE_PATH_MAPPING), dict(c.MULTI_TURN_FUNC_DOC_FILE_MAPPING), list(c.STATELESS_CLASSES)
@@ -67,7 +71,7 @@ def bfcl_env_name(class_name: str) -> str:
 
 
 def bfcl_data_dir() -> pathlib.Path:
-    import bfcl_eval
+    import bfcl_eval  # on first use, see _backend_config
 
     return pathlib.Path(bfcl_eval.__file__).parent / "data"
 
@@ -82,8 +86,6 @@ def bfcl_schema_mapping(class_name: str) -> dict:
     modules, docs, stateless = _backend_config()
     doc_path = bfcl_data_dir() / "multi_turn_func_doc" / docs[class_name]
     tools = [bfcl_doc_to_tool(fn) for fn in _read_jsonl(doc_path)]
-    import importlib
-
     cls = getattr(importlib.import_module(modules[class_name]), class_name)
     backend: dict[str, Any] = {"class": f"{modules[class_name]}.{class_name}"}
     if class_name in stateless:
@@ -109,8 +111,6 @@ def bfcl_schema_mapping(class_name: str) -> dict:
 
 
 def _bfcl_version() -> str:
-    from importlib.metadata import version
-
     return version("bfcl-eval")
 
 
@@ -145,8 +145,6 @@ def load_bfcl_entries(category: str) -> list[tuple[dict, dict]]:
 @functools.lru_cache(maxsize=None)
 def _signatures(classes: tuple[str, ...]) -> dict[str, list[str]]:
     """Positional parameter names of every public method, from the real backend signatures."""
-    import inspect
-
     env = env_for_task({"envs": list(classes)})
     out = {}
     for spec in env.specs:
@@ -266,8 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in generate_schema_files(args.out):
             print(p)
     else:
-        from tool_envs.tasks import save_tasks
-
         n = save_tasks(load_bfcl_tasks(args.categories), args.out)
         print(f"wrote {n} tasks to {args.out}")
     return 0

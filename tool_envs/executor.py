@@ -23,7 +23,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import jsonschema
@@ -229,8 +229,6 @@ def configure_executor(config: ExecutorConfig | Mapping[str, Any] | None = None,
     killed, busy ones finish their request first); a changed ``thread_workers`` applies to new threads.
     """
     global _CONFIG
-    from dataclasses import asdict, replace
-
     current = executor_config()
     if isinstance(config, ExecutorConfig):
         new = replace(config, **overrides)
@@ -243,7 +241,7 @@ def configure_executor(config: ExecutorConfig | Mapping[str, Any] | None = None,
     with _CONFIG_LOCK:
         _CONFIG = new
     if new.process_workers != current.process_workers:
-        from tool_envs.procpool import reset_process_pool
+        from tool_envs.procpool import reset_process_pool  # here: procpool imports this module
 
         reset_process_pool()
     _THREADS.max_threads = new.thread_workers
