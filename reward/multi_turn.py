@@ -1,9 +1,13 @@
+# Over 400 lines on purpose: the BFCL verdict and the shaped score share one per-turn pass (TurnCheck), split they would run the episode twice.
 """Multi-turn episode reward: BFCL's per-entry verdict plus a shaped score for training.
 
-Given the model's calls per user turn (from the episode runner's ``Trajectory``, or a plain list) and a
-task with ground-truth calls per turn, ``check_turns`` replays both on fresh episodes of the task's
-environment (the eval-free ``tool_envs`` executor) and, after every turn whose ground truth is non-empty,
-applies bfcl-eval's own sub-checkers, in BFCL's order:
+Given the model's episode and a task with ground-truth calls per turn, ``check_turns`` replays the ground
+truth on a fresh in-process episode and compares, after every turn whose ground truth is non-empty, in
+BFCL's order. The model's side is read from the runner's recording (a ``Trajectory``: per-step results and
+per-turn state snapshots), never run again; only a plain list of calls (the BFCL evaluation harness, which
+has no recording) is executed, on a fresh episode with the environment's isolation. The checks are the
+environment's hook (:mod:`tool_envs.hooks`): bfcl-eval's own sub-checkers for the BFCL environments, the
+same rule without bfcl-eval for every other one:
 
 1. the model made at least one call in the turn   (``multi_turn:empty_turn_model_response``)
 2. ``state_checker`` on the backend instances     (``multi_turn:instance_state_mismatch``)
@@ -24,9 +28,13 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from reward.toolrl import Granularity, calls_to_dicts, score_call_lists
-from tool_envs.types import ToolCall
 from dipo_tools.config_utils import dataclass_from_mapping
+from reward.toolrl import Granularity, calls_to_dicts, score_call_lists
+from tool_envs.env import public_state
+from tool_envs.hooks import RESPONSE_MISMATCH, STATE_MISMATCH  # noqa: F401 - re-exported error types
+from tool_envs.registry import builtin_hooks, env_for_task
+from tool_envs.tasks import Task
+from tool_envs.types import ToolCall
 
 __all__ = [
     "MultiTurnConfig",
@@ -39,8 +47,6 @@ __all__ = [
 ]
 
 EMPTY_TURN = "multi_turn:empty_turn_model_response"
-STATE_MISMATCH = "multi_turn:instance_state_mismatch"
-RESPONSE_MISMATCH = "multi_turn:execution_response_mismatch"
 FORCE_TERMINATED = "multi_turn:force_terminated"
 FINAL_STATE_MISMATCH = "multi_turn:final_state_mismatch"  # ours: tasks graded by final state only
 EXECUTION_ERROR = "multi_turn:execution_error"  # ours: the replay itself failed (never a model's fault alone)
@@ -163,22 +169,16 @@ class MultiTurnResult:
 # --------------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------------
-def as_task(task_or_entry: Any):
-    """A ``tool_envs`` Task from a Task, a task dict, or a BFCL entry that carries its ``ground_truth``."""
-    from tool_envs.tasks import Task
-
+def as_task(task_or_entry: Any) -> Task:
+    """A ``tool_envs`` Task from a Task, a task dict, or an entry in an environment family's own format
+    (a BFCL entry that carries its ``ground_truth``), which that family's hook reads."""
     if isinstance(task_or_entry, Task):
         return task_or_entry
     if isinstance(task_or_entry, Mapping):
-        if "involved_classes" in task_or_entry and "question" in task_or_entry:
-            from tool_envs.bfcl import bfcl_entry_to_task
-
-            if "ground_truth" not in task_or_entry:
-                raise ValueError(
-                    f"BFCL entry {task_or_entry.get('id')!r} has no ground_truth; merge its possible-answer entry "
-                    "(entry['ground_truth'] = answer['ground_truth']) or pass a tool_envs Task"
-                )
-            return bfcl_entry_to_task(dict(task_or_entry), {"ground_truth": task_or_entry["ground_truth"]})
+        for hook in builtin_hooks():
+            task = hook.task_from_entry(task_or_entry)
+            if task is not None:
+                return task
         return Task.from_dict(task_or_entry, where=f"task {task_or_entry.get('id')!r}")
     raise TypeError(f"expected a tool_envs Task, a task dict or a BFCL entry, got {type(task_or_entry).__name__}")
 
@@ -238,8 +238,6 @@ class _Recorded:
 
     def final_state(self) -> dict:
         if self._final_state is None:
-            from tool_envs.env import public_state
-
             self._final_state = {k: public_state(v) for k, v in self.backends(len(self.snapshots) - 1).items()}
         return self._final_state
 
@@ -283,14 +281,11 @@ def _check(
     its calls again (model output may be slow or hostile; the ground truth is trusted and runs in-process).
     Returns ``(verdict, per_turn, final_state)`` where ``final_state()`` gives the model's final
     ``Episode.state()``."""
-    from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker, state_checker
-
-    from tool_envs.registry import env_for_task
-
     gt_turns = task.gt_calls
     if gt_turns is None:
         gt_turns = []
     env = env_for_task(task)
+    hook = env.hook  # BFCL environments: bfcl-eval's own checkers; others: the same rule, no bfcl-eval
     gt_ep = env.new_episode(task, isolation="thread")
     # BFCL's executor runs held-out (miss_func) functions too; the verdict must be BFCL's.
     gt_ep.reveal()
@@ -333,14 +328,14 @@ def _check(
             first_error = None
             if tc.empty:
                 first_error = {"valid": False, "error_type": EMPTY_TURN, "error_message": f"Model response list is empty for turn {t}"}
-            st = state_checker(model_ep.backends if recorded is None else recorded.backends(t), gt_ep.backends)
+            st = hook.state_check(model_ep.backends if recorded is None else recorded.backends(t), gt_ep.backends)
             tc.state_ok = bool(st["valid"])
             if not tc.state_ok:
                 diffs = st.get("details", {}).get("differences", {})
                 cls = st.get("error_message", "").split(" for ", 1)[-1].split(" ", 1)[0]
                 tc.state_differences = [f"{cls}.{k}" for k in diffs]
                 first_error = first_error or st
-            rs = response_checker(all_model_results, gt_results, t)
+            rs = hook.response_check(all_model_results, gt_results, t)
             tc.response_ok = bool(rs["valid"])
             if not tc.response_ok:
                 tc.missing_responses = list(rs.get("details", {}).get("missing_items", []))

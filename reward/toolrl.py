@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: this module mirrors one published reward (ToolRL) rule for rule, so it can be read side by side with it.
 """The ToolRL reward (Qian et al., "ToolRL: Reward is All Tool Learning Needs", arXiv 2504.13958).
 
 Rule for rule the published reward (qiancheng0/ToolRL, ``verl/utils/reward_score/rlla.py``), re-written
@@ -14,7 +15,7 @@ the training step passed explicitly::
   ground-truth call greedily matched to an unused same-name prediction, key-Jaccard + #equal values.
 * ``R_length`` (off by default): words inside ``<think>`` over a target length, capped at 1.
 
-``success`` (the binary verdict DiPO needs, see the DiPO spec §5/§8) is: format matched and the call list
+``success`` (the binary verdict DiPO splits rollouts by) is: format matched and the call list
 is an exact match (as a multiset: parallel calls in another order also succeed); for ground truths
 without a tool call, the format matched.
 """

@@ -5,7 +5,7 @@ Quick start::
     from tool_envs import load_env, ToolCall
     env = load_env("inventory")                 # a built-in name, a backend class name or a schema file
     ep = env.new_episode({"initial_state": {"inventory": {"stock": {"apple": 2}}}})
-    ep.execute([ToolCall("add_item", {"item": "apple", "quantity": 3})])
+    ep.execute([ToolCall("add_stock", {"item": "apple", "quantity": 3})])
     ep.state()
 
 See tool_envs/README.md for the schema format, the coercion policy and the "add your own environment"

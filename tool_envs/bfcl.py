@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
+import inspect
 import json
 import os
 import pathlib
+from importlib.metadata import version
 from typing import Any, Sequence
 
+from tool_envs.hooks import EnvHook
 from tool_envs.parsing import parse_tool_calls
 from tool_envs.registry import BUILTIN_DIR, env_for_task
-from tool_envs.schema import bfcl_params_to_json_schema, spec_from_mapping
-from tool_envs.tasks import Task
+from tool_envs.bfcl_schema import bfcl_doc_to_tool
+from tool_envs.schema import spec_from_mapping
+from tool_envs.tasks import Task, save_tasks
 from tool_envs.types import ToolCall, ToolResult
 
 
@@ -50,6 +55,7 @@ BFCL_LIMITS = {"max_turns": 20, "max_calls_per_turn": 64, "call_timeout_s": 10.0
 
 @functools.lru_cache(maxsize=1)
 def _backend_config() -> tuple[dict, dict, list]:
+    # bfcl-eval is imported on first use: its import creates folders under $BFCL_PROJECT_ROOT (set above).
     from bfcl_eval.constants import executable_backend_config as c
 
     return dict(c.CLASS_FILE_PATH_MAPPING), dict(c.MULTI_TURN_FUNC_DOC_FILE_MAPPING), list(c.STATELESS_CLASSES)
@@ -65,7 +71,7 @@ def bfcl_env_name(class_name: str) -> str:
 
 
 def bfcl_data_dir() -> pathlib.Path:
-    import bfcl_eval
+    import bfcl_eval  # on first use, see _backend_config
 
     return pathlib.Path(bfcl_eval.__file__).parent / "data"
 
@@ -79,18 +85,7 @@ def bfcl_schema_mapping(class_name: str) -> dict:
     """The schema-file mapping of one BFCL backend, built from bfcl-eval's function docs."""
     modules, docs, stateless = _backend_config()
     doc_path = bfcl_data_dir() / "multi_turn_func_doc" / docs[class_name]
-    tools = []
-    for fn in _read_jsonl(doc_path):
-        tools.append({
-            "type": "function",
-            "function": {
-                "name": fn["name"],
-                "description": fn.get("description", ""),
-                "parameters": bfcl_params_to_json_schema(fn["parameters"]),
-            },
-        })
-    import importlib
-
+    tools = [bfcl_doc_to_tool(fn) for fn in _read_jsonl(doc_path)]
     cls = getattr(importlib.import_module(modules[class_name]), class_name)
     backend: dict[str, Any] = {"class": f"{modules[class_name]}.{class_name}"}
     if class_name in stateless:
@@ -106,6 +101,9 @@ def bfcl_schema_mapping(class_name: str) -> dict:
         # BFCL passes arguments to the backend unchecked; checking them here would change verdicts
         # (e.g. the ground truth calls close_ticket(ticket_id='ticket_001') against an integer doc type).
         "argument_checking": "off",
+        # Registered explicitly: the folder's generator (fresh tasks, never BFCL test entries).
+        "generator": f"tool_envs.envs.{bfcl_env_name(class_name)}.generate:generate_tasks",
+        "hook": "tool_envs.bfcl:BFCL_HOOK",
         "backend": backend,
         "limits": dict(BFCL_LIMITS),
         "tools": tools,
@@ -113,8 +111,6 @@ def bfcl_schema_mapping(class_name: str) -> dict:
 
 
 def _bfcl_version() -> str:
-    from importlib.metadata import version
-
     return version("bfcl-eval")
 
 
@@ -149,8 +145,6 @@ def load_bfcl_entries(category: str) -> list[tuple[dict, dict]]:
 @functools.lru_cache(maxsize=None)
 def _signatures(classes: tuple[str, ...]) -> dict[str, list[str]]:
     """Positional parameter names of every public method, from the real backend signatures."""
-    import inspect
-
     env = env_for_task({"envs": list(classes)})
     out = {}
     for spec in env.specs:
@@ -223,6 +217,40 @@ def replay_ground_truth(task: Task, isolation: str | None = None) -> tuple[Any, 
     return ep, out
 
 
+class BfclHook(EnvHook):
+    """The BFCL environments' hook: bfcl-eval's own ``state_checker`` / ``response_checker`` (the verdict
+    must be BFCL's, byte for byte) and BFCL's entry format (``question`` + ``involved_classes``)."""
+
+    name = "bfcl"
+
+    def state_check(self, model_backends, gt_backends) -> dict:
+        # Imported here: importing bfcl-eval creates folders under $BFCL_PROJECT_ROOT and takes about a
+        # second, which only BFCL episodes should pay.
+        from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import state_checker
+
+        return state_checker(model_backends, gt_backends)
+
+    def response_check(self, model_results, gt_results, turn: int) -> dict:
+        from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import response_checker  # see state_check
+
+        return response_checker(list(model_results), list(gt_results), turn)
+
+    def task_from_entry(self, entry) -> Task | None:
+        """A BFCL multi-turn entry that carries its ``ground_truth`` as a Task (``None`` for other mappings)."""
+        if "involved_classes" not in entry or "question" not in entry:
+            return None
+        if "ground_truth" not in entry:
+            raise ValueError(
+                f"BFCL entry {entry.get('id')!r} has no ground_truth; merge its possible-answer entry "
+                "(entry['ground_truth'] = answer['ground_truth']) or pass a tool_envs Task"
+            )
+        return bfcl_entry_to_task(dict(entry), {"ground_truth": entry["ground_truth"]})
+
+
+#: Named by every BFCL schema file (``hook: tool_envs.bfcl:BFCL_HOOK``).
+BFCL_HOOK = BfclHook()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tool_envs.bfcl", description="BFCL helpers for tool_envs")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -236,8 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         for p in generate_schema_files(args.out):
             print(p)
     else:
-        from tool_envs.tasks import save_tasks
-
         n = save_tasks(load_bfcl_tasks(args.categories), args.out)
         print(f"wrote {n} tasks to {args.out}")
     return 0

@@ -3,6 +3,10 @@
 ``register_cli(subparsers)`` mounts the same commands as ``dipo env ...`` in the project CLI. Every
 command takes ``--env-path DIR`` (repeatable) to find environments kept outside the repository by name;
 the folders of the task files it reads are searched too. Errors are one line on stderr, exit code 2.
+
+An application module (the top layer, like ``dipo_tools.cli``): ``validate`` and ``play --policy oracle``
+score episodes with the reward, so this module imports :mod:`reward`; the library modules of ``tool_envs``
+never do.
 """
 from __future__ import annotations
 
@@ -12,8 +16,11 @@ import pathlib
 import sys
 from typing import Sequence, TextIO
 
+from reward.oracle import run_oracle
+from reward.validate import validate_files
+from tool_envs.oracle import with_final_state
 from tool_envs.parsing import ToolCallParseError, parse_tool_calls
-from tool_envs.registry import env_path, get_spec, list_envs, load_env, set_env_path
+from tool_envs.registry import env_for_task, env_path, get_spec, list_envs, load_env, set_env_path
 from tool_envs.schema import SchemaError
 from tool_envs.tasks import TaskError, load_tasks, save_tasks
 from tool_envs.types import ToolCall
@@ -33,8 +40,6 @@ def _cmd_list(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    from tool_envs.validate import validate_files
-
     status = 0
     for path, summary, problems in validate_files(args.files, replay=not args.no_replay):
         if problems:
@@ -84,8 +89,6 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, inp: TextIO | None = None) 
     if args.policy == "oracle":
         if not args.tasks:
             raise CliError("--policy oracle plays a task's ground truth: give --tasks FILE (and --task-id ID)")
-        from tool_envs.registry import env_for_task
-
         task = _pick_task(args)
         return _play_oracle(env_for_task(task) if task.envs else env, task, out)  # all the environments it names
     task = None
@@ -139,8 +142,6 @@ def _cmd_play(args: argparse.Namespace, out: TextIO, inp: TextIO | None = None) 
 
 def _play_oracle(env, task, out: TextIO) -> int:
     """Play the task's ground truth through the training runner and print the transcript and the reward."""
-    from tool_envs.oracle import run_oracle
-
     if task.gt_calls is None and task.gt_final_state is None:
         raise CliError(f"task {task.id!r} has no ground truth (ground_truth.calls / final_state) to play or score")
     run = run_oracle(task, env)
@@ -162,8 +163,6 @@ def _play_oracle(env, task, out: TextIO) -> int:
 
 
 def _cmd_build_tasks(args: argparse.Namespace, out: TextIO) -> int:
-    from tool_envs.oracle import with_final_state
-
     built = []
     for task in load_tasks(args.input):
         try:

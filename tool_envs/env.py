@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: ToolEnv and Episode are one contract (tools, isolation, snapshots, held-out tools); public_state at the end is the JSON view of that episode state.
 """ToolEnv (a set of tools, possibly composed from several schema files) and Episode (its isolated state).
 
 An episode owns fresh backend instances, so concurrent episodes never share state. ``execute`` never
@@ -30,7 +31,8 @@ from tool_envs.executor import (
 )
 from tool_envs.procpool import CallLimits, RunOutcome, load_snapshot, process_pool, public_snapshot
 from tool_envs.parsing import POSITIONAL_ARGS_KEY, ToolCallParseError, bind_positional
-from tool_envs.schema import EnvSpec, Limits
+from tool_envs.hooks import GENERIC_HOOK, EnvHook
+from tool_envs.schema import EnvSpec, Limits, import_entry_point
 from tool_envs.types import ToolCall, ToolResult
 
 MAX_LISTED_TOOLS = 30  # an unknown-tool error lists at most this many names (keeps the message short)
@@ -128,6 +130,15 @@ class ToolEnv:
     @property
     def tool_names(self) -> list[str]:
         return list(self._tool_by_name)
+
+    @functools.cached_property
+    def hook(self) -> EnvHook:
+        """The hook the schema files name (``hook: module:attribute``); composed ones must agree."""
+        refs = {(s.hook, s.base_dir) for s in self.specs if s.hook}
+        if len({r for r, _ in refs}) > 1:
+            raise ValueError(f"environment {self.name!r} composes schema files with different hooks "
+                             f"{sorted(r for r, _ in refs)}; compose environments of one family")
+        return import_entry_point(*next(iter(refs))) if refs else GENERIC_HOOK
 
     def _param_order(self, name: str, idx: int) -> list[str]:
         """Parameter names in positional order: the backend method's signature, else the schema's."""

@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: one call's path (checking, coercion, copy, run, stringify, truncate) reads top to bottom, in the order tool_envs/README.md documents it.
 """Per-call machinery of the executor: argument validation and coercion, timeouts, result strings.
 
 Argument checking is chosen per schema file (``argument_checking``): ``coerce`` (default, below),
@@ -22,7 +23,7 @@ import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import jsonschema
@@ -228,8 +229,6 @@ def configure_executor(config: ExecutorConfig | Mapping[str, Any] | None = None,
     killed, busy ones finish their request first); a changed ``thread_workers`` applies to new threads.
     """
     global _CONFIG
-    from dataclasses import asdict, replace
-
     current = executor_config()
     if isinstance(config, ExecutorConfig):
         new = replace(config, **overrides)
@@ -242,7 +241,7 @@ def configure_executor(config: ExecutorConfig | Mapping[str, Any] | None = None,
     with _CONFIG_LOCK:
         _CONFIG = new
     if new.process_workers != current.process_workers:
-        from tool_envs.procpool import reset_process_pool
+        from tool_envs.procpool import reset_process_pool  # here: procpool imports this module
 
         reset_process_pool()
     _THREADS.max_threads = new.thread_workers

@@ -5,20 +5,25 @@
   ``--policy oracle`` player) without loading ``transformers``; nothing is trained on it.
 * :func:`oracle_generate` — a ``generate`` function that writes each turn's ground-truth calls as one
   assistant message, then a short final answer, exactly as the CPU engine's warm-up does.
-* :func:`run_oracle` — one oracle episode, scored by the training reward (``reward.multi_turn``).
+* :func:`oracle_runner_config` — runner limits for such replays. Scoring them is :mod:`reward.oracle`.
 * :func:`with_final_state` — a task whose ``ground_truth.final_state`` is computed by executing its
   ground-truth calls, so nobody writes final states by hand.
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import json
 import re
 from typing import Any, Sequence
 
+import jinja2.ext
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from dipo_tools.models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS  # core layer: the tiny model's tool template
+from tool_envs.bfcl import replay_ground_truth
 from tool_envs.parsing import format_tool_calls
+from tool_envs.runner import RunnerConfig
 from tool_envs.tasks import Task
 
 #: What the oracle says after a turn's calls (the message that ends the turn).
@@ -34,8 +39,6 @@ class TextTokenizer:
     """
 
     def __init__(self) -> None:
-        from dipo_tools.models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS
-
         self.chat_template = CHAT_TEMPLATE
         self.specials = list(SPECIAL_TOKENS)
         self._special_id = {t: i for i, t in enumerate(self.specials)}
@@ -70,9 +73,6 @@ class TextTokenizer:
 @functools.lru_cache(maxsize=4)
 def _compile(template: str):
     """Compile as ``transformers`` does (sandboxed, trim/lstrip blocks, its ``tojson``)."""
-    import jinja2.ext
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
@@ -106,41 +106,9 @@ def oracle_generate(tokenizer: Any, task: Task, tool_format: str = "hermes", fin
     return generate
 
 
-@dataclasses.dataclass
-class OracleRun:
-    """An oracle episode and its reward (``reward.multi_turn.MultiTurnResult``)."""
-
-    task: Task
-    trajectory: Any
-    reward: Any
-
-
 def oracle_runner_config(tool_format: str = "hermes") -> Any:
     """Runner limits for oracle replays: the environment's own limits, no token budget in the way."""
-    from tool_envs.runner import RunnerConfig
-
     return RunnerConfig(tool_format=tool_format, max_response_tokens=10**9, max_assistant_turns=10**6)
-
-
-async def arun_oracle(task: Task, env: Any = None, tokenizer: Any = None, config: Any = None, renderer: Any = None,
-                      reward_config: Any = None) -> OracleRun:
-    """Play ``task``'s ground truth through :func:`tool_envs.runner.run_episode` and score it with
-    ``reward.multi_turn.score_episode``, the runner and reward that training uses."""
-    from reward.multi_turn import score_episode
-    from tool_envs.registry import env_for_task
-    from tool_envs.runner import run_episode
-
-    env = env if env is not None else env_for_task(task)
-    tokenizer = tokenizer or TextTokenizer()
-    config = config or oracle_runner_config()
-    traj = await run_episode(tokenizer=tokenizer, env=env, task=task, generate=oracle_generate(tokenizer, task, config.tool_format),
-                             config=config, renderer=renderer)
-    return OracleRun(task, traj, score_episode(traj, task, config=reward_config))
-
-
-def run_oracle(task: Task, env: Any = None, **kwargs: Any) -> OracleRun:
-    """Blocking :func:`arun_oracle`."""
-    return asyncio.run(arun_oracle(task, env, **kwargs))
 
 
 def with_final_state(task: Task) -> Task:
@@ -149,8 +117,6 @@ def with_final_state(task: Task) -> Task:
     The calls run in a fresh in-process episode (they are the task author's, so trusted), revealing held-out
     tools at their turn, and the state is ``Episode.state()`` (every backend's public attributes).
     """
-    from tool_envs.bfcl import replay_ground_truth
-
     if task.gt_calls is None:
         raise ValueError(f"task {task.id!r} has no ground_truth.calls to execute")
     episode, _ = replay_ground_truth(task, isolation="thread")

@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the three call formats share one set of safety limits and one error type; each format's parser and formatter sit next to each other.
 """Safe parsing of tool calls out of model text, and the inverse formatting.
 
 Model output is untrusted. Nothing here evaluates it: JSON goes through ``json.loads`` and Python-style

@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the zygote, the workers, the shared-memory call board and the pool speak one wire protocol and share its failure cases (kill, death, oversize); they are read together.
 """Worker processes for environments with ``isolation: process``.
 
 Why processes: a Python thread cannot be killed, and a single C-level operation that holds the GIL
@@ -42,10 +43,12 @@ import asyncio
 import atexit
 import collections
 import ctypes
+import importlib
 import math
 import mmap
 import os
 import pickle
+import resource
 import select
 import signal
 import socket
@@ -153,8 +156,6 @@ def _vm_bytes() -> int:
 
 
 def _set_limits(limits: CallLimits) -> None:
-    import resource
-
     if limits.memory_mb is not None:
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         want = _vm_bytes() + int(limits.memory_mb) * (1 << 20)
@@ -164,8 +165,6 @@ def _set_limits(limits: CallLimits) -> None:
 
 
 def _clear_limits() -> None:
-    import resource
-
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
@@ -173,8 +172,6 @@ def _clear_limits() -> None:
 
 
 def _arm_cpu(cpu_time_s: float | None) -> None:
-    import resource
-
     if cpu_time_s is None:
         return
     used = resource.getrusage(resource.RUSAGE_SELF)
@@ -209,8 +206,6 @@ def _run_one(instance: Any, method: str, kwargs: dict, limits: CallLimits) -> tu
 
 
 def _disarm_cpu() -> None:
-    import resource
-
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     resource.setrlimit(resource.RLIMIT_CPU, (hard, hard))
 
@@ -328,8 +323,6 @@ def zygote_main(fd: int) -> None:
         except (OSError, EOFError):
             return
         if kind == b"P":  # preload modules so every later fork has them imported
-            import importlib
-
             names, sys_path = pickle.loads(payload)
             sys.path[:] = list(sys_path)
             for name in names:

@@ -17,10 +17,11 @@ import functools
 import os
 import pathlib
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from tool_envs.env import ToolEnv
-from tool_envs.schema import SCHEMA_SUFFIXES, EnvSpec, SchemaError, load_spec
+from tool_envs.hooks import GENERIC_HOOK
+from tool_envs.schema import SCHEMA_SUFFIXES, EnvSpec, SchemaError, import_entry_point, import_generator, load_spec
 
 BUILTIN_DIR = pathlib.Path(__file__).with_name("envs")
 
@@ -198,3 +199,17 @@ def env_for_task(task: Any) -> ToolEnv:
     if not envs:
         raise ValueError(f"task {getattr(task, 'id', '?')!r} names no environment (field `envs`)")
     return _composed(tuple(str(e) for e in envs), _search_key())
+
+
+def task_generator(path_or_name: str | pathlib.Path) -> Callable[..., list]:
+    """The task generator an environment's schema file registers (``generator: module:function``), called
+    as ``fn(n, seed=..., split="train"|"heldout", **options)``; ``ValueError`` when it registers none."""
+    return import_generator(get_spec(path_or_name))
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_hooks() -> tuple:
+    """The distinct hooks the built-in schema files name, plus the generic one (e.g. to read their entry
+    formats). Reads only the files: no backend is imported."""
+    refs = sorted({spec.hook for spec in (load_spec(p, check_backend=False) for p in _builtin_files().values()) if spec.hook})
+    return (*(import_entry_point(ref) for ref in refs), GENERIC_HOOK)

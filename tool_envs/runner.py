@@ -21,156 +21,28 @@ Usage::
 """
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping
 
 from tool_envs.chat import ChatRenderer
-from tool_envs.parsing import FORMATS, ToolCallParseError, parse_tool_calls
+from tool_envs.executor import ERROR_PREFIX
+from tool_envs.parsing import ToolCallParseError, parse_tool_calls
+from tool_envs.runner_config import BFCL_REVEAL_MESSAGE, RunnerConfig  # noqa: F401 - re-exported
 from tool_envs.tasks import Task
-from tool_envs.types import ToolCall, ToolResult
-from dipo_tools.config_utils import dataclass_from_mapping
+from tool_envs.trajectory import (  # noqa: F401 - re-exported: the runner's public names
+    STOP_DONE,
+    STOP_MAX_ASSISTANT,
+    STOP_MAX_STEPS,
+    STOP_MAX_TOKENS,
+    STOP_REASONS,
+    StepTrace,
+    Trajectory,
+)
+from tool_envs.types import ToolResult
 
 GenerateFn = Callable[[list[int], dict], Awaitable[tuple[list[int], "list[float] | None"]]]
-
-#: BFCL's fixed user message for a miss_func turn whose question is empty.
-BFCL_REVEAL_MESSAGE = "I have updated some more functions you can choose from. What about now?"
-
-STOP_DONE = "done"
-STOP_MAX_TOKENS = "max_response_tokens"
-STOP_MAX_STEPS = "max_steps_per_turn"
-STOP_MAX_ASSISTANT = "max_assistant_turns"
-STOP_REASONS = (STOP_DONE, STOP_MAX_TOKENS, STOP_MAX_STEPS, STOP_MAX_ASSISTANT)
-
-
-@dataclass
-class RunnerConfig:
-    """How one episode is rolled out.
-
-    Attributes:
-        tool_format: How the model writes calls: ``"hermes"`` (Qwen ``<tool_call>`` JSON), ``"toolrl"`` (one
-            JSON per line in one block) or ``"python"`` (BFCL ``[f(a=1)]``). Must match the training data
-            and the system prompt; see :mod:`tool_envs.parsing`.
-        max_assistant_turns: Generation calls per episode, over all user turns. Bounds rollout cost on a
-            looping policy; too low cuts legitimate multi-step BFCL episodes (ground truth uses up to ~10
-            steps per turn across up to 8 turns).
-        max_steps_per_turn: Generation calls per user turn; ``None`` uses the environment's
-            ``limits.max_turns``. BFCL force-terminates after 20; hitting the limit ends the episode
-            (stop reason ``max_steps_per_turn``) as BFCL does.
-        max_response_tokens: Budget for all response ids (generated + tool/user tokens), i.e. verl's
-            ``rollout.response_length``. Larger allows longer episodes but costs memory quadratically in
-            training; when it runs out the episode stops (``max_response_tokens``).
-        max_new_tokens_per_step: Cap on one generation call (``None``: the remaining budget). A smaller cap
-            stops a rambling step early; a step cut by it is closed and parsed like any other.
-        max_calls_per_turn: Calls executed from one assistant message; the rest get an error result.
-            ``None`` uses the environment's ``limits.max_calls_per_turn`` (the stricter one always wins).
-        system_prompt: System message when the task has none (a task's own ``system_prompt`` wins).
-            ``None`` lets the chat template decide (Qwen adds its tools preamble).
-        pass_tools_to_template: Give the visible tool schemas to ``apply_chat_template(tools=...)``. Turn
-            off when the system prompt already lists the tools (ToolRL data does).
-        chat_template_kwargs: Extra template variables, e.g. ``{"enable_thinking": False}`` for Qwen3. Use
-            the same values at evaluation.
-        reveal_message: User message for a turn that reveals held-out tools (BFCL miss_func) but has no
-            user message of its own; defaults to BFCL's fixed sentence.
-        reveal_template: How revealed tools are shown: appended to that turn's last user message, with
-            ``{message}`` and ``{tools}`` (one JSON schema per line) placeholders. The system prompt is
-            already tokenised, so new tools must travel in the conversation (as BFCL's prompting mode does).
-        block_hidden_tools: Refuse calls to tools not yet revealed (miss_func) as unknown. Default False
-            is BFCL's behaviour: a held-out tool runs if the model guesses its name.
-        stop_token_ids: Ids that end an assistant message; ``None``: the template's end token and EOS.
-        max_tokens_key: Sampling-parameter name the runner sets to the tokens left (``max_tokens`` for
-            vLLM/SGLang; the local engine reads the same key).
-        max_prompt_tokens: Cap on the rendered initial prompt (system prompt, tool schemas, first turn).
-            A longer prompt keeps its last ``max_prompt_tokens`` tokens, verl's rule, **before** the first
-            generation, so the model is trained on the context it saw; ``Trajectory.prompt_truncated`` says
-            so. ``None``: no cap. Drop over-long tasks at data preparation instead where you can: a cut
-            prompt loses its system prompt and tools.
-    """
-
-    tool_format: str = "hermes"
-    max_assistant_turns: int = 32
-    max_steps_per_turn: int | None = None
-    max_response_tokens: int = 4096
-    max_new_tokens_per_step: int | None = None
-    max_calls_per_turn: int | None = None
-    system_prompt: str | None = None
-    pass_tools_to_template: bool = True
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    reveal_message: str = BFCL_REVEAL_MESSAGE
-    reveal_template: str = "{message}\n\nNew functions are now available:\n<tools>\n{tools}\n</tools>"
-    block_hidden_tools: bool = False
-    stop_token_ids: list[int] | None = None
-    max_tokens_key: str = "max_tokens"
-    max_prompt_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.tool_format not in FORMATS:
-            raise ValueError(f"RunnerConfig.tool_format={self.tool_format!r}; choose one of {', '.join(FORMATS)}")
-        for name in ("max_assistant_turns", "max_response_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"RunnerConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps_per_turn", "max_new_tokens_per_step", "max_calls_per_turn", "max_prompt_tokens"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise ValueError(f"RunnerConfig.{name} must be >= 1 or None, got {v}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | None) -> "RunnerConfig":
-        """Build from a config mapping (e.g. a hydra/omegaconf node); unknown keys are an error."""
-        return dataclass_from_mapping(cls, data)
-
-
-@dataclass
-class StepTrace:
-    """One assistant message: its text, the calls parsed from it and their results.
-
-    ``parse_error`` holds the message sent back to the model when the calls were malformed (then
-    ``calls`` and ``results`` are empty). ``stopped`` is False when generation was cut by a length limit.
-    """
-
-    text: str
-    calls: list[ToolCall] = field(default_factory=list)
-    results: list[ToolResult] = field(default_factory=list)
-    parse_error: str | None = None
-    num_tokens: int = 0
-    stopped: bool = True
-
-
-@dataclass
-class Trajectory:
-    """Everything one episode produced (see the module docstring for the token layout).
-
-    ``turns[t]`` lists the assistant steps of user turn ``t``; fewer entries than the task has turns means
-    the episode stopped early (``stop_reason``).
-    """
-
-    prompt_ids: list[int]
-    response_ids: list[int]
-    response_mask: list[int]
-    response_logprobs: list[float]
-    turns: list[list[StepTrace]]
-    final_state: dict
-    episode: Any
-    num_assistant_turns: int
-    num_tool_calls: int
-    num_user_turns: int
-    stop_reason: str
-    messages: list[dict] = field(default_factory=list)
-    num_parse_errors: int = 0
-    prompt_truncated: bool = False
-    #: ``Episode.snapshot()`` at the end of each entry of ``turns`` (``None`` where the state cannot be
-    #: pickled): the reward checks these states instead of running the model's calls again.
-    turn_snapshots: list = field(default_factory=list)
-
-    @property
-    def turn_calls(self) -> list[list[ToolCall]]:
-        """Per user turn, every call the model made (all steps flattened), e.g. for multi-turn rewards."""
-        return [[c for step in turn for c in step.calls] for turn in self.turns]
-
-    @property
-    def response_text_steps(self) -> list[str]:
-        return [s.text for turn in self.turns for s in turn]
-
 
 def _tool_message(result: ToolResult) -> dict:
     return {"role": "tool", "name": result.name, "content": result.content}
@@ -207,12 +79,240 @@ def rendered_prompt_length(tokenizer: Any, env: Any, task: Task | Mapping[str, A
     return len(renderer.prompt_ids(initial_messages(task, config, first), tools))
 
 
-class _Stop(Exception):
-    """Internal: end the episode with ``reason``."""
+class EpisodeState(enum.Enum):
+    """Where an episode is; :func:`run_episode` calls one handler per state until ``TERMINATED``."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+    PENDING = "pending"                    # render the system prompt, tools and first user turn
+    USER_TURN = "user_turn"                # append the next user turn (revealing held-out tools)
+    GENERATING = "generating"              # one generation call
+    PROCESSING_TOOLS = "processing_tools"  # parse the reply; run its calls or end the user turn
+    TURN_DONE = "turn_done"                # snapshot the backend state at the end of the user turn
+    TERMINATED = "terminated"
+
+
+@dataclass
+class EpisodeData:
+    """Everything one episode carries between states (one object per episode, never shared)."""
+
+    task: Task
+    env: Any
+    config: RunnerConfig
+    renderer: ChatRenderer
+    generate: GenerateFn
+    episode: Any
+    base_params: dict
+    max_steps: int
+    max_calls: int
+    missed: dict[int, list[str]]
+    messages: list[dict] = field(default_factory=list)
+    prompt_ids: list[int] = field(default_factory=list)
+    prompt_truncated: bool = False
+    response_ids: list[int] = field(default_factory=list)
+    mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    turns: list[list[StepTrace]] = field(default_factory=list)
+    turn_index: int = 0
+    num_assistant: int = 0
+    num_calls: int = 0
+    num_parse_errors: int = 0
+    #: Whether the last generated message ended with the template's end token.
+    closed: bool = True
+    snapshots: list = field(default_factory=list)
+    #: ``(num_calls, snapshot)`` of the last snapshot taken: an unchanged state is not pickled again.
+    last_snapshot: tuple[int, Any] | None = None
+    stop_reason: str = STOP_DONE
+
+    @property
+    def steps(self) -> list[StepTrace]:
+        """The steps of the current user turn."""
+        return self.turns[-1]
+
+
+def _visible_tools(d: EpisodeData) -> list[dict] | None:
+    return list(d.episode.tools) if d.config.pass_tools_to_template else None
+
+
+def _turn_messages(d: EpisodeData, t: int) -> list[dict]:
+    """The user messages of turn ``t``, with tools held out until this turn revealed (BFCL miss_func)."""
+    msgs = [dict(m) for m in d.task.turns[t]]
+    names = d.missed.get(t)
+    if names:
+        revealed = set(d.episode.reveal(names))
+        schemas = [s for s in d.env.tools if s["function"]["name"] in revealed]
+        users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
+        if not users:
+            msgs.append({"role": "user", "content": d.config.reveal_message})
+            users = [len(msgs) - 1]
+        if schemas:
+            tools_text = "\n".join(json.dumps(s, ensure_ascii=False) for s in schemas)
+            last = msgs[users[-1]]
+            last["content"] = d.config.reveal_template.format(message=last["content"], tools=tools_text)
+    return msgs
+
+
+def _append_context(d: EpisodeData, new_messages: list[dict]) -> bool:
+    """Render tool/user messages after the last assistant message (mask 0); False if they do not fit."""
+    ids = d.renderer.delta_ids(new_messages, _visible_tools(d), d.closed)
+    if len(d.response_ids) + len(ids) > d.config.max_response_tokens:
+        return False
+    d.response_ids.extend(ids)
+    d.mask.extend([0] * len(ids))
+    d.logprobs.extend([0.0] * len(ids))
+    d.messages.extend(new_messages)
+    return True
+
+
+def _snapshot_turn(d: EpisodeData) -> None:
+    if not hasattr(d.episode, "snapshot"):
+        return
+    if d.last_snapshot is None or d.last_snapshot[0] != d.num_calls:
+        d.last_snapshot = (d.num_calls, d.episode.snapshot())
+    d.snapshots.append(d.last_snapshot[1])
+
+
+def _stop(d: EpisodeData, reason: str) -> EpisodeState:
+    d.stop_reason = reason
+    return EpisodeState.TERMINATED
+
+
+async def _handle_pending(d: EpisodeData) -> EpisodeState:
+    d.messages = initial_messages(d.task, d.config, _turn_messages(d, 0) if d.task.turns else [])
+    d.prompt_ids = list(d.renderer.prompt_ids(d.messages, _visible_tools(d)))
+    cap = d.config.max_prompt_tokens
+    d.prompt_truncated = cap is not None and len(d.prompt_ids) > cap
+    if d.prompt_truncated:
+        d.prompt_ids = d.prompt_ids[-cap:]
+    return EpisodeState.USER_TURN
+
+
+async def _handle_user_turn(d: EpisodeData) -> EpisodeState:
+    t = d.turn_index
+    if t >= len(d.task.turns):
+        return _stop(d, STOP_DONE)
+    if t > 0:  # turn 0 is part of the prompt
+        new = _turn_messages(d, t)
+        if not new:  # an empty turn with nothing to reveal: nothing to answer
+            d.turns.append([])
+            return EpisodeState.TURN_DONE
+        if not _append_context(d, new):
+            return _stop(d, STOP_MAX_TOKENS)
+    d.turns.append([])
+    return EpisodeState.GENERATING
+
+
+async def _handle_generating(d: EpisodeData) -> EpisodeState:
+    cfg = d.config
+    if len(d.steps) >= d.max_steps:
+        return _stop(d, STOP_MAX_STEPS)
+    if d.num_assistant >= cfg.max_assistant_turns:
+        return _stop(d, STOP_MAX_ASSISTANT)
+    remaining = cfg.max_response_tokens - len(d.response_ids)
+    if remaining <= 0:
+        return _stop(d, STOP_MAX_TOKENS)
+    cap = min(remaining, cfg.max_new_tokens_per_step or remaining)
+    params = dict(d.base_params)
+    params[cfg.max_tokens_key] = cap
+    new_ids, new_lps = await d.generate(d.prompt_ids + d.response_ids, params)
+    new_ids = [int(i) for i in new_ids][:cap]  # an engine overshooting max_tokens is cut here
+    if new_lps is None:
+        new_lps = [0.0] * len(new_ids)
+    else:
+        new_lps = [float(x) for x in new_lps][: len(new_ids)]
+        if len(new_lps) != len(new_ids):
+            raise ValueError(f"generate returned {len(new_ids)} ids but {len(new_lps)} log-probs; they must align")
+    d.num_assistant += 1
+    d.response_ids.extend(new_ids)
+    d.mask.extend([1] * len(new_ids))
+    d.logprobs.extend(new_lps)
+    d.closed = d.renderer.is_closed(new_ids)
+    text = d.renderer.decode(d.renderer.strip_stop(new_ids))
+    d.messages.append({"role": "assistant", "content": text})
+    step = StepTrace(text=text, num_tokens=len(new_ids), stopped=d.renderer.is_stopped(new_ids))
+    d.steps.append(step)
+    if not step.stopped and len(d.response_ids) >= cfg.max_response_tokens:
+        return _stop(d, STOP_MAX_TOKENS)  # cut by the budget: nothing more can be shown to it
+    return EpisodeState.PROCESSING_TOOLS
+
+
+async def _handle_processing_tools(d: EpisodeData) -> EpisodeState:
+    step = d.steps[-1]
+    try:
+        calls = parse_tool_calls(step.text, d.config.tool_format)
+    except ToolCallParseError as e:
+        # The model sees what was wrong and may retry within this turn.
+        step.parse_error = str(e)
+        d.num_parse_errors += 1
+        message = {"role": "tool", "name": "parse_error", "content": step.parse_error}
+        return EpisodeState.GENERATING if _append_context(d, [message]) else _stop(d, STOP_MAX_TOKENS)
+    if not calls:
+        return EpisodeState.TURN_DONE  # the model answered: this user turn is over
+    step.calls = list(calls)
+    run = calls[: d.max_calls]
+    # Awaited: the calls run on a pool thread or in a worker process, never in the event loop.
+    aexecute = getattr(d.episode, "aexecute", None)
+    done = await aexecute(run) if aexecute is not None else d.episode.execute(run)
+    refused = f"{ERROR_PREFIX}call not executed: at most {d.max_calls} calls per message"
+    step.results = done + [ToolResult(c.name, refused, error=True) for c in calls[d.max_calls:]]
+    d.num_calls += len(calls)
+    if not _append_context(d, [_tool_message(r) for r in step.results]):
+        return _stop(d, STOP_MAX_TOKENS)
+    return EpisodeState.GENERATING
+
+
+async def _handle_turn_done(d: EpisodeData) -> EpisodeState:
+    _snapshot_turn(d)
+    d.turn_index += 1
+    return EpisodeState.USER_TURN
+
+
+_HANDLERS = {
+    EpisodeState.PENDING: _handle_pending,
+    EpisodeState.USER_TURN: _handle_user_turn,
+    EpisodeState.GENERATING: _handle_generating,
+    EpisodeState.PROCESSING_TOOLS: _handle_processing_tools,
+    EpisodeState.TURN_DONE: _handle_turn_done,
+}
+
+
+def _new_episode_data(task: Task, env: Any, config: RunnerConfig, renderer: ChatRenderer, generate: GenerateFn,
+                      sampling_params: Mapping[str, Any] | None) -> EpisodeData:
+    limits = getattr(env, "limits", None)
+    env_calls = getattr(limits, "max_calls_per_turn", None)
+    return EpisodeData(
+        task=task, env=env, config=config, renderer=renderer, generate=generate,
+        episode=env.new_episode(task, block_hidden=True) if config.block_hidden_tools else env.new_episode(task),
+        base_params=dict(sampling_params or {}),
+        max_steps=config.max_steps_per_turn or getattr(limits, "max_turns", None) or 16,
+        max_calls=min(c for c in (config.max_calls_per_turn, env_calls, 10**9) if c is not None),
+        missed={int(k): list(v) for k, v in (task.missed_functions or {}).items()},
+    )
+
+
+def _trajectory(d: EpisodeData) -> Trajectory:
+    if len(d.snapshots) < len(d.turns):  # stopped inside a turn: record the state it reached
+        _snapshot_turn(d)
+    # Context after the last generated token (tool results, a parse-error message and the next assistant
+    # header appended before a limit stopped the episode) is seen by no model turn: drop it from the token
+    # streams, which trainers pad to their longest row. The messages, the trace and the state keep it.
+    while d.mask and d.mask[-1] == 0:
+        del d.response_ids[-1], d.mask[-1], d.logprobs[-1]
+    return Trajectory(
+        prompt_ids=list(d.prompt_ids),
+        response_ids=d.response_ids,
+        response_mask=d.mask,
+        response_logprobs=d.logprobs,
+        turns=d.turns,
+        final_state=d.episode.state(),
+        episode=d.episode,
+        num_assistant_turns=d.num_assistant,
+        num_tool_calls=d.num_calls,
+        num_user_turns=len(d.turns),
+        stop_reason=d.stop_reason,
+        messages=d.messages,
+        num_parse_errors=d.num_parse_errors,
+        prompt_truncated=d.prompt_truncated,
+        turn_snapshots=d.snapshots if len(d.snapshots) == len(d.turns) else [],
+    )
 
 
 async def run_episode(
@@ -244,158 +344,8 @@ async def run_episode(
     task = _as_task(task)
     if renderer is None:
         renderer = ChatRenderer(tokenizer, dict(config.chat_template_kwargs), config.stop_token_ids)
-    episode = env.new_episode(task, block_hidden=True) if config.block_hidden_tools else env.new_episode(task)
-    limits = getattr(env, "limits", None)
-    max_steps = config.max_steps_per_turn or getattr(limits, "max_turns", None) or 16
-    env_calls = getattr(limits, "max_calls_per_turn", None)
-    max_calls = min(c for c in (config.max_calls_per_turn, env_calls, 10**9) if c is not None)
-    missed = {int(k): list(v) for k, v in (task.missed_functions or {}).items()}
-    base_params = dict(sampling_params or {})
-
-    def visible_tools() -> list[dict] | None:
-        return list(episode.tools) if config.pass_tools_to_template else None
-
-    def turn_messages(t: int) -> list[dict]:
-        """The user messages of turn ``t``, with tools held out until this turn revealed (BFCL miss_func)."""
-        msgs = [dict(m) for m in task.turns[t]]
-        names = missed.get(t)
-        if names:
-            revealed = set(episode.reveal(names))
-            schemas = [s for s in env.tools if s["function"]["name"] in revealed]
-            users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
-            if not users:
-                msgs.append({"role": "user", "content": config.reveal_message})
-                users = [len(msgs) - 1]
-            if schemas:
-                tools_text = "\n".join(json.dumps(s, ensure_ascii=False) for s in schemas)
-                last = msgs[users[-1]]
-                last["content"] = config.reveal_template.format(message=last["content"], tools=tools_text)
-        return msgs
-
-    # --- initial prompt: system + tools + first turn ------------------------------------------------
-    messages = initial_messages(task, config, turn_messages(0) if task.turns else [])
-    prompt_ids = renderer.prompt_ids(messages, visible_tools())
-    prompt_truncated = config.max_prompt_tokens is not None and len(prompt_ids) > config.max_prompt_tokens
-    if prompt_truncated:
-        prompt_ids = list(prompt_ids)[-config.max_prompt_tokens:]
-
-    response_ids: list[int] = []
-    mask: list[int] = []
-    logprobs: list[float] = []
-    turns: list[list[StepTrace]] = []
-    n_assistant = n_calls = n_errors = 0
-    closed = True  # whether the last generated message ended with the template's end token
-
-    def append_context(new_messages: list[dict]) -> None:
-        """Render tool/user messages after the last assistant message (mask 0), or stop if they do not fit."""
-        ids = renderer.delta_ids(new_messages, visible_tools(), closed)
-        if len(response_ids) + len(ids) > config.max_response_tokens:
-            raise _Stop(STOP_MAX_TOKENS)
-        response_ids.extend(ids)
-        mask.extend([0] * len(ids))
-        logprobs.extend([0.0] * len(ids))
-        messages.extend(new_messages)
-
-    run_calls = getattr(episode, "aexecute", None)
-    snapshots: list = []
-    last_snapshot: list = []  # [(number of calls run, snapshot)]: skip re-pickling an unchanged state
-
-    def snapshot_turn() -> None:
-        if not hasattr(episode, "snapshot"):
-            return
-        if not last_snapshot or last_snapshot[0][0] != n_calls:
-            last_snapshot[:] = [(n_calls, episode.snapshot())]
-        snapshots.append(last_snapshot[0][1])
-
-    stop_reason = STOP_DONE
-    try:
-        for t in range(len(task.turns)):
-            steps: list[StepTrace] = []
-            if t > 0:
-                new = turn_messages(t)
-                if not new:  # an empty turn with nothing to reveal: nothing to answer
-                    turns.append(steps)
-                    snapshot_turn()
-                    continue
-                append_context(new)
-            turns.append(steps)
-            while True:
-                if len(steps) >= max_steps:
-                    raise _Stop(STOP_MAX_STEPS)
-                if n_assistant >= config.max_assistant_turns:
-                    raise _Stop(STOP_MAX_ASSISTANT)
-                remaining = config.max_response_tokens - len(response_ids)
-                if remaining <= 0:
-                    raise _Stop(STOP_MAX_TOKENS)
-                cap = min(remaining, config.max_new_tokens_per_step or remaining)
-                params = dict(base_params)
-                params[config.max_tokens_key] = cap
-                new_ids, new_lps = await generate(list(prompt_ids) + response_ids, params)
-                new_ids = [int(i) for i in new_ids][:cap]  # an engine overshooting max_tokens is cut here
-                if new_lps is None:
-                    new_lps = [0.0] * len(new_ids)
-                else:
-                    new_lps = [float(x) for x in new_lps][: len(new_ids)]
-                    if len(new_lps) != len(new_ids):
-                        raise ValueError(
-                            f"generate returned {len(new_ids)} ids but {len(new_lps)} log-probs; they must align"
-                        )
-                n_assistant += 1
-                response_ids.extend(new_ids)
-                mask.extend([1] * len(new_ids))
-                logprobs.extend(new_lps)
-                closed = renderer.is_closed(new_ids)
-                text = renderer.decode(renderer.strip_stop(new_ids))
-                messages.append({"role": "assistant", "content": text})
-                step = StepTrace(text=text, num_tokens=len(new_ids), stopped=renderer.is_stopped(new_ids))
-                steps.append(step)
-                if not step.stopped and len(response_ids) >= config.max_response_tokens:
-                    raise _Stop(STOP_MAX_TOKENS)  # cut by the budget: nothing more can be shown to it
-                try:
-                    calls = parse_tool_calls(text, config.tool_format)
-                except ToolCallParseError as e:
-                    # The model sees what was wrong and may retry within this turn.
-                    step.parse_error = str(e)
-                    n_errors += 1
-                    append_context([{"role": "tool", "name": "parse_error", "content": step.parse_error}])
-                    continue
-                if not calls:
-                    break  # the model answered: this user turn is over
-                step.calls = list(calls)
-                run = calls[:max_calls]
-                # Awaited: the calls run on a pool thread or in a worker process, never in the event loop.
-                done = await run_calls(run) if run_calls is not None else episode.execute(run)
-                step.results = done + [
-                    ToolResult(c.name, f"Error during execution: call not executed: at most {max_calls} calls per message", error=True)
-                    for c in calls[max_calls:]
-                ]
-                n_calls += len(calls)
-                append_context([_tool_message(r) for r in step.results])
-            snapshot_turn()
-    except _Stop as s:
-        stop_reason = s.reason
-        if len(snapshots) < len(turns):
-            snapshot_turn()
-    # Context after the last generated token (tool results, a parse-error message and the next assistant
-    # header appended before a limit stopped the episode) is seen by no model turn: drop it from the token
-    # streams, which trainers pad to their longest row. The messages, the trace and the state keep it.
-    while mask and mask[-1] == 0:
-        del response_ids[-1], mask[-1], logprobs[-1]
-
-    return Trajectory(
-        prompt_ids=list(prompt_ids),
-        response_ids=response_ids,
-        response_mask=mask,
-        response_logprobs=logprobs,
-        turns=turns,
-        final_state=episode.state(),
-        episode=episode,
-        num_assistant_turns=n_assistant,
-        num_tool_calls=n_calls,
-        num_user_turns=len(turns),
-        stop_reason=stop_reason,
-        messages=messages,
-        num_parse_errors=n_errors,
-        prompt_truncated=prompt_truncated,
-        turn_snapshots=snapshots if len(snapshots) == len(turns) else [],
-    )
+    data = _new_episode_data(task, env, config, renderer, generate, sampling_params)
+    state = EpisodeState.PENDING
+    while state is not EpisodeState.TERMINATED:
+        state = await _HANDLERS[state](data)
+    return _trajectory(data)

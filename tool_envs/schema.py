@@ -1,3 +1,4 @@
+# Over 400 lines on purpose: the schema-file format, its loader and its backend checks are one reference, in the order of the README's field table.
 """Environment schema files: load, validate (against ``env_schema.json`` via jsonschema), and describe.
 
 A schema file (YAML or JSON) declares an environment's name, description, tools as OpenAI function
@@ -119,6 +120,12 @@ class EnvSpec:
     source: str = "<mapping>"
     argument_checking: str = "coerce"
     isolation: str = "process"
+    #: ``module:function`` that generates this environment's tasks (``None``: it has no generator).
+    generator: str | None = None
+    #: ``module:attribute``, an :class:`~tool_envs.hooks.EnvHook` (``None``: the generic hook).
+    hook: str | None = None
+    #: The schema file's folder: a generator module that is a file there is imported from there.
+    base_dir: str | None = None
 
     @property
     def tool_names(self) -> list[str]:
@@ -131,6 +138,10 @@ class EnvSpec:
             out["argument_checking"] = self.argument_checking
         if self.isolation != "process":
             out["isolation"] = self.isolation
+        if self.generator is not None:
+            out["generator"] = self.generator
+        if self.hook is not None:
+            out["hook"] = self.hook
         if self.backend is not None:
             b: dict[str, Any] = {"class": self.backend.class_path}
             if self.backend.init_method:
@@ -264,6 +275,9 @@ def spec_from_mapping(data: Any, source: str = "<mapping>", check_backend: bool 
         source=source,
         argument_checking=data.get("argument_checking", "coerce"),
         isolation=data.get("isolation", "process"),
+        generator=data.get("generator"),
+        hook=data.get("hook"),
+        base_dir=str(base_dir) if base_dir is not None else None,
     )
 
 
@@ -323,6 +337,21 @@ def import_backend_class(class_path: str, base_dir: str | None = None) -> type:
     module_name, cls_name = class_path.rsplit(".", 1)
     module = importlib.import_module(_local_module(module_name, base_dir) or module_name)
     return getattr(module, cls_name)
+
+
+def import_entry_point(ref: str, base_dir: str | None = None) -> Any:
+    """``module:attribute`` imported like a backend class (a module next to the schema file first)."""
+    module_name, attr = ref.split(":")
+    return getattr(importlib.import_module(_local_module(module_name, base_dir) or module_name), attr)
+
+
+def import_generator(spec: EnvSpec):
+    """The task generator the schema file registers (``generator: module:function``), called as
+    ``fn(n, seed=..., split=..., **options)``."""
+    if not spec.generator:
+        raise ValueError(f"environment {spec.name!r} ({spec.source}) registers no task generator; add "
+                         "`generator: module:function` to its schema file, or give a JSONL file of tasks")
+    return import_entry_point(spec.generator, spec.base_dir)
 
 
 def _method_params(cls: type, name: str) -> list[inspect.Parameter] | None:
@@ -388,48 +417,3 @@ def backend_problems(backend: BackendSpec, tools: list[dict], source: str) -> li
                                             f"parameter {p.name!r} of {method} has no default but the schema does not require it",
                                             f"add `{p.name}` to required, or give it a default in {method}"))
     return problems
-
-
-# --- BFCL function docs → JSON Schema ------------------------------------------------------------------
-
-#: BFCL's parameter type names mapped to JSON Schema; ``None`` drops the type (BFCL's "any").
-BFCL_TYPE_MAP: dict[str, str | None] = {
-    "dict": "object",
-    "float": "number",
-    "tuple": "array",
-    "any": None,
-    "integer": "integer",
-    "string": "string",
-    "boolean": "boolean",
-    "array": "array",
-    "number": "number",
-    "object": "object",
-    "null": "null",
-}
-
-
-def bfcl_params_to_json_schema(schema: Any) -> Any:
-    """Convert a BFCL parameter schema (types ``dict``/``float``/``tuple``/``any``) to JSON Schema.
-
-    Walks the schema structurally (``properties`` values, ``items``, ``additionalProperties``), so a
-    parameter that happens to be *named* ``type`` is left alone.
-    """
-    if not isinstance(schema, dict):
-        return schema
-    out = dict(schema)
-    t = out.get("type")
-    if isinstance(t, str):
-        if t not in BFCL_TYPE_MAP:
-            raise ValueError(f"unknown BFCL type {t!r}; known: {sorted(BFCL_TYPE_MAP)}")
-        mapped = BFCL_TYPE_MAP[t]
-        if mapped is None:
-            del out["type"]
-        else:
-            out["type"] = mapped
-    if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: bfcl_params_to_json_schema(v) for k, v in out["properties"].items()}
-    if isinstance(out.get("items"), dict):
-        out["items"] = bfcl_params_to_json_schema(out["items"])
-    if isinstance(out.get("additionalProperties"), dict):
-        out["additionalProperties"] = bfcl_params_to_json_schema(out["additionalProperties"])
-    return out

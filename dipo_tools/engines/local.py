@@ -94,14 +94,13 @@ def load_tasks_for(cfg: LocalConfig):
         env = load_env(d.env)
 
     def generate(n: int, split: str, seed: int):
-        import importlib
+        from tool_envs.registry import task_generator
 
         try:
-            mod = importlib.import_module(f"tool_envs.envs.{d.env}.generate")
-        except ImportError:
-            raise ValueError(f"data: no train_file given and environment {d.env!r} has no task generator "
-                             f"(tool_envs.envs.{d.env}.generate); set data.train_file to a JSONL of tasks") from None
-        return list(mod.generate_tasks(n, seed=seed, split=split, **d.generator))
+            gen = task_generator(d.env)
+        except ValueError as e:
+            raise ValueError(f"data: no train_file given and {e}; set data.train_file to a JSONL of tasks") from None
+        return list(gen(n, seed=seed, split=split, **d.generator))
 
     train = task_mod.load_tasks(d.train_file) if d.train_file else generate(d.num_train, "train", d.seed)
     if d.eval_file:

@@ -10,16 +10,12 @@ template are recorded in every report):
 """
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any
+
+from tool_envs.bfcl_schema import bfcl_doc_to_tool, sanitize_name  # the one BFCL → JSON Schema converter
 
 PROMPT_MODES = ("qwen", "toolrl")
-
-# Map of bfcl-eval's parameter types to JSON Schema types (bfcl docs use Python-ish names).
-_TYPE_MAP = {"dict": "object", "float": "number", "tuple": "array", "list": "array", "int": "integer",
-             "bool": "boolean", "str": "string", "any": "string"}
 
 TOOLRL_SYSTEM_TEMPLATE = (
     "You are a helpful multi-turn dialogue assistant capable of leveraging tool calls to solve user tasks "
@@ -44,32 +40,6 @@ TOOLRL_SYSTEM_TEMPLATE = (
     "3. Refer to the previous dialogue records in the history, including the user's queries, previous "
     "`<tool_call>`, `<response>`, and any tool feedback noted as `<obs>` (if exists)."
 )
-
-
-def _convert_schema(node: Any) -> Any:
-    if isinstance(node, dict):
-        out = {k: _convert_schema(v) for k, v in node.items()}
-        t = node.get("type")
-        if isinstance(t, str) and t in _TYPE_MAP:
-            out["type"] = _TYPE_MAP[t]
-        return out
-    if isinstance(node, list):
-        return [_convert_schema(v) for v in node]
-    return node
-
-
-def sanitize_name(name: str) -> str:
-    """OpenAI-style APIs accept ``^[a-zA-Z0-9_-]{1,64}$`` only; bfcl names such as ``math.factorial`` have dots."""
-    return name.replace(".", "_")
-
-
-def bfcl_doc_to_tool(doc: dict, *, sanitize: bool = False) -> dict:
-    """A bfcl function doc → an OpenAI function schema ``{"type": "function", "function": {...}}``."""
-    fn = copy.deepcopy(doc)
-    params = _convert_schema(fn.get("parameters") or {"type": "object", "properties": {}})
-    params["type"] = "object"
-    name = sanitize_name(fn["name"]) if sanitize else fn["name"]
-    return {"type": "function", "function": {"name": name, "description": fn.get("description", ""), "parameters": params}}
 
 
 def toolrl_system_prompt(docs: list[dict]) -> str:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tool_envs.cli import main
-from tool_envs.oracle import TextTokenizer, run_oracle, with_final_state
+from reward.oracle import run_oracle
+from tool_envs.oracle import TextTokenizer, with_final_state
 from tool_envs.registry import BUILTIN_DIR, list_envs
 from tool_envs.tasks import load_tasks, save_tasks
 

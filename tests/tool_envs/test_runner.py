@@ -454,3 +454,66 @@ def test_tokenizer_without_chat_template_is_a_clear_error(tiny_tokenizer, counte
     with pytest.raises(ChatTemplateError, match="no chat_template"):
         asyncio.run(run_episode(tokenizer=tok, env=counter_env, task=two_turn_task(), generate=ScriptedModel(tok, [])))
     assert tiny_tokenizer.chat_template  # the shared fixture is untouched
+
+
+# ----------------------------------------------------------------------------------- pinned trajectories
+# Digests of whole trajectories (ids, masks, log-probs, trace, messages, state) for scenarios that cover
+# every branch of the runner's state machine, recorded before it was restructured: any change to what an
+# episode produces fails here. Regenerate only for a deliberate behaviour change.
+PINNED_SCENARIOS = {
+    "two_turns": (lambda: two_turn_task(), REPLIES, True, {}),
+    "parse_error_then_call": (
+        lambda: two_turn_task(),
+        ["<tool_call>\n{bad json\n</tool_call>", hermes(("add", {"amount": 1})), "ok", "fine"], True, {}),
+    "calls_over_the_limit": (lambda: two_turn_task(), [hermes(("add", {"amount": 1}), ("get", {}))], True,
+                             {"max_calls_per_turn": 1}),
+    "reveal_on_empty_turn": (
+        lambda: two_turn_task(turns=[[{"role": "user", "content": "Reset it."}], []],
+                              missed_functions={"1": ["reset"]}),
+        ["No tool for that.", hermes(("reset", {})), "Done."], True, {}),
+    "empty_turn_nothing_to_reveal": (
+        lambda: two_turn_task(turns=[[{"role": "user", "content": "Add 2."}], [], [{"role": "user", "content": "Now?"}]]),
+        [hermes(("add", {"amount": 2})), "Added.", "7."], True, {}),
+    "token_budget": (lambda: two_turn_task(), REPLIES, True, {"max_response_tokens": 60}),
+    "steps_per_turn": (lambda: two_turn_task(), [hermes(("get", {}))] * 5, True, {"max_steps_per_turn": 2}),
+    "assistant_turns": (lambda: two_turn_task(), REPLIES, True, {"max_assistant_turns": 3}),
+    "unclosed_steps": (lambda: two_turn_task(), REPLIES, False, {"max_new_tokens_per_step": 12}),
+    "prompt_cap": (lambda: two_turn_task(), REPLIES, True, {"max_prompt_tokens": 20}),
+}
+
+PINNED_DIGESTS = {
+    "assistant_turns": "afeb211d68ca75d6",
+    "calls_over_the_limit": "c5b3cacf4e466afb",
+    "empty_turn_nothing_to_reveal": "33ba55205a2ab496",
+    "parse_error_then_call": "3ec87b23c3341f90",
+    "prompt_cap": "f6677abf59deacd9",
+    "reveal_on_empty_turn": "4f88d4b47076b109",
+    "steps_per_turn": "c00e1f5110e9ee3d",
+    "token_budget": "3482b2019dae776e",
+    "two_turns": "0f16c6d7d864b47d",
+    "unclosed_steps": "af279d23c432f542",
+}
+
+
+def trajectory_digest(traj) -> str:
+    import hashlib
+    import json
+
+    record = {
+        "prompt": traj.prompt_ids, "ids": traj.response_ids, "mask": traj.response_mask,
+        "lps": traj.response_logprobs, "stop": traj.stop_reason, "state": traj.final_state,
+        "counts": [traj.num_assistant_turns, traj.num_tool_calls, traj.num_user_turns, traj.num_parse_errors,
+                   traj.prompt_truncated, len(traj.turn_snapshots)],
+        "turns": [[[s.text, [[c.name, c.arguments] for c in s.calls],
+                    [[r.name, r.content, r.error] for r in s.results], s.parse_error, s.num_tokens, s.stopped]
+                   for s in turn] for turn in traj.turns],
+        "messages": traj.messages,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("scenario", sorted(PINNED_SCENARIOS))
+def test_pinned_trajectories(qwen_tokenizer, counter_env, scenario):
+    make_task, replies, close, cfg = PINNED_SCENARIOS[scenario]
+    traj = run(qwen_tokenizer, counter_env, make_task(), ScriptedModel(qwen_tokenizer, replies, close=close), **cfg)
+    assert trajectory_digest(traj) == PINNED_DIGESTS[scenario], (scenario, traj.stop_reason)

@@ -10,7 +10,7 @@ import yaml
 
 from tool_envs import SchemaError, load_spec, spec_from_mapping
 from tool_envs.registry import BUILTIN_DIR
-from tool_envs.schema import bfcl_params_to_json_schema
+from tool_envs.bfcl_schema import BFCL_TYPE_MAP, bfcl_doc_to_tool, bfcl_params_to_json_schema
 
 SHIPPED = sorted(p for p in BUILTIN_DIR.glob("*/env.*") if p.suffix in (".yaml", ".yml", ".json"))
 
@@ -120,6 +120,48 @@ def test_bfcl_type_mapping_is_structural():
     assert src["type"] == "dict"  # input untouched
     with pytest.raises(ValueError, match="unknown BFCL type"):
         bfcl_params_to_json_schema({"type": "complex"})
+
+
+def test_bfcl_any_drops_the_type_and_values_are_not_rewritten():
+    # The case on which the evaluation's former converter disagreed: it narrowed `any` to `string` (so a
+    # validator would refuse a correct list) and rewrote "type" keys inside values such as a default.
+    doc = {"name": "math.mean", "description": "d", "parameters": {"type": "dict", "properties": {
+        "v": {"type": "any", "description": "anything"},
+        "opts": {"type": "dict", "default": {"type": "dict"}, "properties": {}},
+        "n": {"type": "long"}, "s": {"type": "String"}, "m": {"type": "HashMap"},
+    }}}
+    tool = bfcl_doc_to_tool(doc, sanitize=True)
+    params = tool["function"]["parameters"]
+    assert tool["function"]["name"] == "math_mean"
+    assert params["properties"]["v"] == {"description": "anything"}
+    assert params["properties"]["opts"]["default"] == {"type": "dict"}
+    assert [params["properties"][k]["type"] for k in ("n", "s", "m")] == ["integer", "string", "object"]
+    assert doc["parameters"]["type"] == "dict"  # input untouched
+
+
+def test_bfcl_type_map_agrees_with_bfcl_eval_except_any():
+    from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
+
+    for name, openapi in GORILLA_TO_OPENAPI.items():
+        assert BFCL_TYPE_MAP[name] == (None if name.lower() == "any" else openapi), name
+
+
+def test_every_shipped_bfcl_doc_converts():
+    import json
+
+    from tool_envs.bfcl import bfcl_data_dir
+
+    n = 0
+    for path in sorted(bfcl_data_dir().glob("BFCL_v*.json")):
+        try:  # the entry files are JSON Lines; a few data files (e.g. web-search corpora) are not entries
+            entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            continue
+        for entry in entries:
+            for doc in entry.get("function", []) if isinstance(entry.get("function"), list) else []:
+                bfcl_doc_to_tool(doc)  # raises on a type the map does not know
+                n += 1
+    assert n > 1000
 
 
 def test_generated_bfcl_schemas_are_current(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from tool_envs.cli import main
 from tool_envs.registry import BUILTIN_DIR
-from tool_envs.validate import validate_files
+from reward.validate import validate_files
 
 BACKEND = textwrap.dedent(
     """

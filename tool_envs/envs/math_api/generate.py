@@ -22,7 +22,7 @@ import argparse
 import random
 from typing import Callable, Sequence
 
-from tool_envs.bfcl_train import Scenario, check_contamination, scenario_task
+from tool_envs.bfcl_scenarios import C, Scenario, check_contamination, scenario_task
 from tool_envs.envs.inventory.generate import split_of as split_of_text
 from tool_envs.tasks import Task, save_tasks
 from tool_envs.types import ToolCall
@@ -57,6 +57,17 @@ def _scenario(rng: random.Random, turns: int, max_number: int, ops: Sequence[str
         steps.append((rng.choice(FOLLOW_UP[op]).format(b=b), [ToolCall(op, {"a": value, "b": b})]))
         value = APPLY[op](value, b)
     return (["MathAPI"], {}, steps), value
+
+
+def bfcl_math_scenario(rng: random.Random) -> Scenario:
+    nums = [rng.randint(2, 500) for _ in range(rng.randint(3, 6))]
+    a, b = rng.randint(3, 999), rng.randint(2, 99)
+    turns = [
+        (f"What is the average of {', '.join(map(str, nums))}?", [C("mean", {"numbers": nums})]),
+        (f"Multiply {a} by {b}.", [C("multiply", {"a": a, "b": b})]),
+        (f"And the square root of {a * b}, to 3 decimal places?", [C("square_root", {"number": a * b, "precision": 3})]),
+    ]
+    return ["MathAPI"], {}, turns[: rng.randint(2, 3)]
 
 
 def generate_tasks(n: int, seed: int = 0, split: str = "train", turns: int = 1, max_number: int = 99,
