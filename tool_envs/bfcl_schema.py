@@ -23,11 +23,13 @@ BFCL_TYPE_MAP: dict[str, str | None] = {
 }
 
 
-def bfcl_params_to_json_schema(schema: Any) -> Any:
+def bfcl_params_to_json_schema(schema: Any, untyped_as: str | None = None) -> Any:
     """Convert a BFCL parameter schema (types ``dict``/``float``/``tuple``/``any``) to JSON Schema.
 
     Walks the schema structurally (``properties`` values, ``items``, ``additionalProperties``), so a
-    parameter that happens to be *named* ``type`` is left alone.
+    parameter that happens to be *named* ``type`` is left alone. ``untyped_as``: the type shown for ``any``
+    (``None`` drops it, right for validating arguments; ``"string"`` is what bfcl-eval's own prompts show, so
+    evaluation prompts stay identical to the official harness's).
     """
     if not isinstance(schema, dict):
         return schema
@@ -36,17 +38,17 @@ def bfcl_params_to_json_schema(schema: Any) -> Any:
     if isinstance(t, str):
         if t not in BFCL_TYPE_MAP:
             raise ValueError(f"unknown BFCL type {t!r}; known: {sorted(BFCL_TYPE_MAP)}")
-        mapped = BFCL_TYPE_MAP[t]
+        mapped = BFCL_TYPE_MAP[t] or untyped_as
         if mapped is None:
             del out["type"]
         else:
             out["type"] = mapped
     if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: bfcl_params_to_json_schema(v) for k, v in out["properties"].items()}
+        out["properties"] = {k: bfcl_params_to_json_schema(v, untyped_as) for k, v in out["properties"].items()}
     if isinstance(out.get("items"), dict):
-        out["items"] = bfcl_params_to_json_schema(out["items"])
+        out["items"] = bfcl_params_to_json_schema(out["items"], untyped_as)
     if isinstance(out.get("additionalProperties"), dict):
-        out["additionalProperties"] = bfcl_params_to_json_schema(out["additionalProperties"])
+        out["additionalProperties"] = bfcl_params_to_json_schema(out["additionalProperties"], untyped_as)
     return out
 
 
@@ -55,12 +57,14 @@ def sanitize_name(name: str) -> str:
     return name.replace(".", "_")
 
 
-def bfcl_doc_to_tool(doc: Mapping[str, Any], *, sanitize: bool = False) -> dict:
+def bfcl_doc_to_tool(doc: Mapping[str, Any], *, sanitize: bool = False, untyped_as: str | None = None) -> dict:
     """A BFCL function doc → an OpenAI function schema ``{"type": "function", "function": {...}}``.
 
-    The one BFCL → JSON Schema conversion: the environment schemas and the BFCL evaluation prompts use it.
+    The one BFCL → JSON Schema conversion: the environment schemas and the BFCL evaluation prompts use it
+    (the prompts with ``untyped_as="string"``, see :func:`bfcl_params_to_json_schema`).
     """
-    params = bfcl_params_to_json_schema(copy.deepcopy(doc.get("parameters")) or {"type": "object", "properties": {}})
+    params = bfcl_params_to_json_schema(copy.deepcopy(doc.get("parameters")) or {"type": "object", "properties": {}},
+                                        untyped_as)
     params["type"] = "object"
     name = sanitize_name(doc["name"]) if sanitize else doc["name"]
     return {"type": "function", "function": {"name": name, "description": doc.get("description", ""), "parameters": params}}

@@ -101,7 +101,8 @@ def build_request(entry: dict, category: str, cfg: PromptConfig) -> Request:
     turn = [dict(m) for m in entry["question"][0]]
     name_map = {(sanitize_name(d["name"]) if cfg.sanitize_names else d["name"]): d["name"] for d in docs}
     if cfg.mode == "qwen":
-        tools = [bfcl_doc_to_tool(d, sanitize=cfg.sanitize_names) for d in docs]
+        # ``any`` shown as ``string``, as bfcl-eval's own prompts do: scores stay comparable with its harness
+        tools = [bfcl_doc_to_tool(d, sanitize=cfg.sanitize_names, untyped_as="string") for d in docs]
         msgs = turn
         if cfg.system_prompt and not any(m["role"] == "system" for m in turn):
             msgs = [{"role": "system", "content": cfg.system_prompt}] + turn

@@ -172,3 +172,20 @@ def test_generated_bfcl_schemas_are_current(tmp_path):
     for p in generate_schema_files(tmp_path):
         committed = BUILTIN_DIR / p.parent.name / "env.json"
         assert json.loads(p.read_text()) == json.loads(committed.read_text()), committed
+
+
+def test_evaluation_prompts_show_any_as_bfcl_eval_does():
+    # The eval passes untyped_as="string": its prompts keep bfcl-eval's own GORILLA_TO_OPENAPI view of `any`,
+    # so scores stay comparable with the official harness, while validation keeps the type dropped.
+    from bfcl_eval.constants.type_mappings import GORILLA_TO_OPENAPI
+
+    from dipo_tools.eval.prompts import PromptConfig, build_request
+
+    doc = {"name": "f", "description": "d", "parameters": {"type": "dict", "properties": {
+        "v": {"type": "any", "description": "anything"}, "xs": {"type": "array", "items": {"type": "any"}}}}}
+    tool = bfcl_doc_to_tool(doc, untyped_as="string")
+    assert tool["function"]["parameters"]["properties"]["v"]["type"] == GORILLA_TO_OPENAPI["any"]
+    assert tool["function"]["parameters"]["properties"]["xs"]["items"]["type"] == GORILLA_TO_OPENAPI["any"]
+    entry = {"id": "simple_0", "question": [[{"role": "user", "content": "hi"}]], "function": [doc]}
+    req = build_request(entry, "simple", PromptConfig(mode="qwen"))
+    assert req.tools[0]["function"]["parameters"]["properties"]["v"]["type"] == "string"
