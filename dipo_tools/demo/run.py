@@ -234,7 +234,7 @@ def write_report(out: str, cfg: LocalConfig, runs: dict[str, dict], sft_losses, 
         f"{_fmt(sft_losses[0] if sft_losses else float('nan'))} -> {_fmt(sft_losses[-1] if sft_losses else float('nan'))}). "
         f"RL: {cfg.trainer.total_steps} steps x {cfg.rollout.tasks_per_step} tasks x G={cfg.rollout.group_size}, "
         f"T={cfg.rollout.temperature}, lr={cfg.actor.lr}, clip {cfg.actor.clip_ratio_low}/{cfg.actor.clip_ratio_high}, "
-        f"token-mean, DiPO alpha={cfg.algorithm.dipo.get('alpha', 0.1)}. Every run starts from the same weights and seed. "
+        f"token-mean, DiPO alpha={cfg.algorithm.dipo.alpha}. Every run starts from the same weights and seed. "
         f"Total wall time {total_time/60:.1f} min.",
         "",
         f"Standard errors (SE) are binomial with n = {n_se} distinct held-out request texts (greedy answers depend "
