@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tool_envs.parsing import ToolCallParseError, parse_tool_calls
+
 PROMPT_MODES = ("qwen", "toolrl")
 
 # Map of bfcl-eval's parameter types to JSON Schema types (bfcl docs use Python-ish names).
@@ -155,8 +157,6 @@ def decode_calls(text: str, cfg: PromptConfig, name_map: dict[str, str] | None =
     """Reply text → bfcl's decoded form ``[{name: {arg: value}}]`` ([] when the reply has no call).
 
     Raises DecodeError when the reply tries to call but cannot be parsed (bfcl: "failed to decode")."""
-    from tool_envs.parsing import ToolCallParseError, parse_tool_calls
-
     try:
         calls = parse_tool_calls(text or "", cfg.tool_format)
     except ToolCallParseError as e:
