@@ -36,6 +36,10 @@ ENGINES = ("local", "verl")
 #: The config class of each reward (``reward.name``), which ``reward.kwargs`` is built into.
 REWARD_CONFIGS: dict[str, type] = {"multi_turn": MultiTurnConfig, "toolrl": ToolRLConfig, "math": MathConfig}
 REWARDS = tuple(REWARD_CONFIGS)
+#: ``rollout.runner`` keys that default to a ``rollout`` key of the same meaning (runner key -> rollout key).
+RUNNER_FROM_ROLLOUT = {"tool_format": "tool_format", "max_assistant_turns": "max_assistant_turns",
+                       "max_response_tokens": "max_response_tokens", "max_calls_per_turn": "max_calls_per_turn",
+                       "system_prompt": "system_prompt", "max_new_tokens_per_step": "max_new_tokens"}
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
@@ -190,11 +194,8 @@ class RolloutConfig:
             raise ConfigError(f"rollout.top_p={self.top_p!r} must be in (0, 1]")
         _choice("rollout", "tool_format", self.tool_format, ("hermes", "toolrl", "python"))
         if not isinstance(self.runner, RunnerConfig):
-            self.runner = _nested("rollout.runner", RunnerConfig, {
-                "tool_format": self.tool_format, "max_assistant_turns": self.max_assistant_turns,
-                "max_response_tokens": self.max_response_tokens, "max_calls_per_turn": self.max_calls_per_turn,
-                "system_prompt": self.system_prompt, "max_new_tokens_per_step": self.max_new_tokens,
-                **dict(self.runner or {})})
+            derived = {key: getattr(self, source) for key, source in RUNNER_FROM_ROLLOUT.items()}
+            self.runner = _nested("rollout.runner", RunnerConfig, {**derived, **dict(self.runner or {})})
         if self.tool_executor:
             allowed = sorted(f.name for f in dataclasses.fields(ExecutorConfig))
             unknown = sorted(set(self.tool_executor) - set(allowed))
@@ -459,8 +460,19 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 
 def config_to_dict(cfg: LocalConfig) -> dict:
-    """Every resolved value as plain containers (nested configs included), e.g. to print or record a run."""
-    return dataclasses.asdict(cfg)
+    """Every resolved value as plain containers (nested configs included), e.g. to print or record a run.
+
+    ``load_config`` of the result gives ``cfg`` back: the values other keys decide are left out
+    (``algorithm.dipo.enabled`` follows ``algorithm.name``; a ``rollout.runner`` key equal to the ``rollout``
+    key it defaults to is left to that key, so an override of the ``rollout`` key still reaches the runner).
+    """
+    out = dataclasses.asdict(cfg)
+    out["algorithm"]["dipo"].pop("enabled", None)
+    runner, rollout = out["rollout"]["runner"], out["rollout"]
+    for key, source in RUNNER_FROM_ROLLOUT.items():
+        if runner.get(key) == rollout[source]:
+            runner.pop(key)
+    return out
 
 
 def engine_of(path: str | os.PathLike, overrides: Sequence[str] = (), flag: str | None = None) -> str:

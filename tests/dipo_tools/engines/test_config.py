@@ -32,6 +32,17 @@ def test_nested_sections_are_the_typed_classes():
     assert load_config(DEMO, ["rollout.runner.tool_format=python"]).rollout.runner.tool_format == "python"
 
 
+def test_the_resolved_dict_reloads_as_the_same_config(tmp_path):
+    import yaml
+
+    cfg = load_config(DEMO, ["algorithm.name=grpo", "reward.name=toolrl", "rollout.runner.max_prompt_tokens=300"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(yaml.safe_dump(C.config_to_dict(cfg)))  # what a sweep records and runs
+    assert load_config(path) == cfg
+    # a rollout key overridden on top of it still reaches the runner
+    assert load_config(path, ["rollout.tool_format=python"]).rollout.runner.tool_format == "python"
+
+
 @pytest.mark.parametrize("override, message", [
     ("algorithm.dipo.beta=1", r"algorithm.dipo: unknown DiPOConfig field\(s\) \['beta'\]"),
     ("algorithm.dipo.enabled=false", r"algorithm.dipo.enabled is set by algorithm.name"),
