@@ -81,24 +81,12 @@ def _add_train(sub) -> None:
 def _cmd_train(args) -> int:
     from omegaconf import OmegaConf
 
-    from dipo_tools.engines.config import ConfigError, load_config
+    from dipo_tools.engines.config import ConfigError, config_to_dict, engine_of, load_config
 
-    engine = args.engine or "local"
-    try:
-        if args.engine is not None:
-            pass  # verl takes config names as well as files: do not read it here
-        else:
-            raw = OmegaConf.load(args.config)
-            overrides = OmegaConf.from_dotlist([o for o in args.overrides if o.startswith("engine=")])
-            merged = OmegaConf.merge(raw, overrides)
-            # verl/hydra configs (configs/verl/*.yaml) have no `engine` key but are recognisable
-            looks_verl = "actor_rollout_ref" in merged or "defaults" in merged
-            engine = merged.get("engine", "verl" if looks_verl else "local")
-    except FileNotFoundError:
-        print(f"error: config file {args.config} does not exist", file=sys.stderr)
-        return 2
-    except Exception as e:
-        print(f"error: {args.config}: cannot read YAML: {e}", file=sys.stderr)
+    try:  # explicit: --engine, else the file's `engine` key (verl takes config names too: not read then)
+        engine = engine_of(args.config, args.overrides, args.engine)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if engine == "verl":
         try:
@@ -116,17 +104,13 @@ def _cmd_train(args) -> int:
         print("error: --cpu-smoke runs verl configs (configs/verl/); the local engine already runs on CPU "
               "(use trainer.total_steps=2 for a quick check)", file=sys.stderr)
         return 2
-    if engine != "local":
-        print(f"error: {args.config}: engine={engine!r} is not allowed; allowed values: ['local', 'verl']",
-              file=sys.stderr)
-        return 2
     try:
         cfg = load_config(args.config, args.overrides)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
-        print(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        print(OmegaConf.to_yaml(config_to_dict(cfg)))
         return 0
     from dipo_tools.engines.local import TrainingInputError, latest_checkpoint, run_training
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from dipo_tools.engines.config import ConfigError, LocalConfig, load_config  # n
 from dipo_tools.engines.local import LocalEngine, load_tasks_for  # noqa: E402
 from dipo_tools.engines.local import unseen_request_tasks as _unseen_requests  # noqa: E402
 from dipo_tools.engines.metrics import read_metrics, series  # noqa: E402
+from tool_envs.registry import task_generator  # noqa: E402
 
 #: The demo's config, shipped in the package. In a checkout it is a symbolic link to configs/local/demo.yaml (the
 #: one copy, which `dipo train --config configs/local/demo.yaml` reads too); a built wheel holds its content.
@@ -72,13 +72,13 @@ def run_demo(config: str | None = None, output_dir: str | None = None, steps: in
     # training-split texts the training tasks did not draw), i.e. new phrasing/item/quantity combinations; greedy
     # answers depend only on the text, so every evaluation task is an independent sample. Secondary: new
     # episodes of training-split requests (texts mostly seen in training, stocks differ).
-    gen_mod = importlib.import_module(f"tool_envs.envs.{cfg.data.env}.generate")
+    generate = task_generator(cfg.data.env)
     gen_kw = dict(cfg.data.generator)
     n_eval = len(heldout_split)
     heldout = _unseen_requests(
-        train, [heldout_split, gen_mod.generate_tasks(4 * n_eval, seed=cfg.data.seed + 7920, split="heldout", **gen_kw),
-                gen_mod.generate_tasks(4 * n_eval, seed=cfg.data.seed + 104730, split="train", **gen_kw)], n_eval)
-    fresh = gen_mod.generate_tasks(n_eval, seed=cfg.data.seed + 104729, split="train", **gen_kw)
+        train, [heldout_split, generate(4 * n_eval, seed=cfg.data.seed + 7920, split="heldout", **gen_kw),
+                generate(4 * n_eval, seed=cfg.data.seed + 104730, split="train", **gen_kw)], n_eval)
+    fresh = generate(n_eval, seed=cfg.data.seed + 104729, split="train", **gen_kw)
     warm_cfg = _with(cfg, trainer={"output_dir": os.path.join(out, "warmup")})
     warm = LocalEngine(warm_cfg, train_tasks=train, eval_tasks=heldout, env=env, log=False)
     t0 = time.perf_counter()
@@ -228,7 +228,7 @@ def write_report(out: str, cfg: LocalConfig, runs: dict[str, dict], sft_losses, 
         f"{_fmt(sft_losses[0] if sft_losses else float('nan'))} -> {_fmt(sft_losses[-1] if sft_losses else float('nan'))}). "
         f"RL: {cfg.trainer.total_steps} steps x {cfg.rollout.tasks_per_step} tasks x G={cfg.rollout.group_size}, "
         f"T={cfg.rollout.temperature}, lr={cfg.actor.lr}, clip {cfg.actor.clip_ratio_low}/{cfg.actor.clip_ratio_high}, "
-        f"token-mean, DiPO alpha={cfg.algorithm.dipo.get('alpha', 0.1)}. Every run starts from the same weights and seed. "
+        f"token-mean, DiPO alpha={cfg.algorithm.dipo.alpha}. Every run starts from the same weights and seed. "
         f"Total wall time {total_time/60:.1f} min.",
         "",
         f"Standard errors (SE) are binomial with n = {n_se} distinct held-out request texts (greedy answers depend "

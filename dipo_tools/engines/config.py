@@ -1,26 +1,59 @@
+# Over 400 lines: eight documented sections (every field's trade-off is the reference docs/config.md uses).
 """Structured configuration of the local engine (YAML -> OmegaConf -> these dataclasses).
 
 Every field documents its trade-off. ``load_config`` merges a YAML file and ``key=value`` overrides onto the
 defaults and validates everything before any work starts: an unknown key or a bad value raises
-``ConfigError`` naming the file, the key and the allowed keys/values.
+``ConfigError`` naming the file, the key and the allowed keys/values. docs/config.md is the reference.
+
+Sections that belong to another part of the project nest that part's own config class, so each option is
+defined and documented once: ``algorithm.dipo`` is a ``DiPOConfig``, ``rollout.runner`` a ``RunnerConfig``,
+``reward.kwargs`` the chosen reward's config. OmegaConf 2.3 cannot type ``Literal`` fields, so those
+sections are declared ``Any`` for OmegaConf and built into their class (with its own validation) by
+``__post_init__``; after ``load_config`` they always hold the typed object.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
-from dipo_tools.config_utils import ConfigError  # noqa: F401  (re-exported: one error type)
+
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from reward.math import MathConfig
+from reward.multi_turn import MultiTurnConfig
+from reward.toolrl import ToolRLConfig
+from tool_envs.executor import ExecutorConfig
+from tool_envs.runner import RunnerConfig
+
+from dipo_tools.config_utils import ConfigError
+from dipo_tools.dipo import DiPOConfig
+from dipo_tools.models.tiny import PRESETS
 
 ALGORITHMS = ("dipo", "grpo", "dapo")
 ENGINES = ("local", "verl")
-REWARDS = ("multi_turn", "toolrl", "math")
+#: The config class of each reward (``reward.name``), which ``reward.kwargs`` is built into.
+REWARD_CONFIGS: dict[str, type] = {"multi_turn": MultiTurnConfig, "toolrl": ToolRLConfig, "math": MathConfig}
+REWARDS = tuple(REWARD_CONFIGS)
+#: ``rollout.runner`` keys that default to a ``rollout`` key of the same meaning (runner key -> rollout key).
+RUNNER_FROM_ROLLOUT = {"tool_format": "tool_format", "max_assistant_turns": "max_assistant_turns",
+                       "max_response_tokens": "max_response_tokens", "max_calls_per_turn": "max_calls_per_turn",
+                       "system_prompt": "system_prompt", "max_new_tokens_per_step": "max_new_tokens"}
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
 
+def _nested(section: str, cls: type, value: Any, **derived: Any) -> Any:
+    """``value`` (a mapping or an instance of ``cls``) as ``cls``, built by its ``from_mapping`` on top of
+    ``derived`` defaults; an unknown key or a bad value is a ``ConfigError`` naming ``section``."""
+    if isinstance(value, cls):
+        return dataclasses.replace(value, **derived) if derived else value
+    try:
+        return cls.from_mapping({**derived, **dict(value or {})})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{section}: {e}") from None
 
 
 def _choice(section: str, name: str, value: Any, allowed: Sequence[Any]) -> None:
@@ -59,8 +92,6 @@ class ModelConfig:
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
-        from dipo_tools.models.tiny import PRESETS
-
         if self.path is None:
             _choice("model", "preset", self.preset, sorted(PRESETS))
         _choice("model", "device", self.device, DEVICES)
@@ -126,7 +157,12 @@ class RolloutConfig:
         system_prompt: Optional system prompt (the env/task one is used when None).
         max_batch: Largest generation batch; concurrent episodes are batched into one ``generate`` call.
         eval_temperature: 0 = greedy evaluation on held-out tasks.
-        runner: Extra keyword arguments for ``tool_envs.runner.RunnerConfig``.
+        runner: The episode runner's ``tool_envs.runner.RunnerConfig``. Its ``tool_format``,
+            ``max_assistant_turns``, ``max_response_tokens``, ``max_calls_per_turn``, ``system_prompt`` and
+            ``max_new_tokens_per_step`` default to this section's ``tool_format``, ``max_assistant_turns``,
+            ``max_response_tokens``, ``max_calls_per_turn``, ``system_prompt`` and ``max_new_tokens``; a key
+            given under ``runner`` wins. Set its other options here (``pass_tools_to_template``,
+            ``chat_template_kwargs``, ``max_prompt_tokens``, ...).
         tool_executor: Options of ``tool_envs.ExecutorConfig`` (``process_workers``, ``thread_workers``,
             ``isolation``, ...): how many worker processes/threads run tool calls. Empty keeps the defaults
             (and ``TOOL_ENVS_*`` environment variables).
@@ -145,7 +181,7 @@ class RolloutConfig:
     system_prompt: Optional[str] = None
     max_batch: int = 128
     eval_temperature: float = 0.0
-    runner: Dict[str, Any] = field(default_factory=dict)
+    runner: Any = field(default_factory=dict)  # a RunnerConfig after __post_init__ (see the module docstring)
     tool_executor: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -157,9 +193,10 @@ class RolloutConfig:
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"rollout.top_p={self.top_p!r} must be in (0, 1]")
         _choice("rollout", "tool_format", self.tool_format, ("hermes", "toolrl", "python"))
+        if not isinstance(self.runner, RunnerConfig):
+            derived = {key: getattr(self, source) for key, source in RUNNER_FROM_ROLLOUT.items()}
+            self.runner = _nested("rollout.runner", RunnerConfig, {**derived, **dict(self.runner or {})})
         if self.tool_executor:
-            from tool_envs.executor import ExecutorConfig
-
             allowed = sorted(f.name for f in dataclasses.fields(ExecutorConfig))
             unknown = sorted(set(self.tool_executor) - set(allowed))
             if unknown:
@@ -174,26 +211,22 @@ class AlgorithmConfig:
         name: ``dipo`` (GRPO advantages + alpha * reallocated-reward advantages), ``grpo`` (plain group
             normalisation; extreme groups give no gradient) or ``dapo`` (GRPO + dynamic sampling: groups whose
             score has zero variance are dropped before the update).
-        dipo: Options of ``dipo_tools.dipo.DiPOConfig`` (alpha, queue_batches, z, min_side, gate, extreme_by,
-            reallocate, norm_by_std, eps). GRPO/DAPO runs still compute and log the PSD diagnostics.
+        dipo: The ``dipo_tools.dipo.DiPOConfig`` (alpha, queue_batches, z, min_side, gate, extreme_by,
+            reallocate, norm_by_std, eps). Its ``enabled`` follows ``name`` (on for ``dipo`` only) and cannot be
+            set here. GRPO/DAPO runs still compute and log the PSD diagnostics.
         dynamic_sampling: Drop zero-variance groups (DAPO). Must stay off for DiPO, which needs exactly those
             groups; ``None`` means "on for dapo, off otherwise".
     """
 
     name: str = "dipo"
-    dipo: Dict[str, Any] = field(default_factory=dict)
+    dipo: Any = field(default_factory=dict)  # a DiPOConfig after __post_init__ (see the module docstring)
     dynamic_sampling: Optional[bool] = None
 
     def __post_init__(self) -> None:
         _choice("algorithm", "name", self.name, ALGORITHMS)
-        from dipo_tools.dipo import DiPOConfig
-
-        try:
-            DiPOConfig.from_mapping({k: v for k, v in self.dipo.items() if k != "enabled"})
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"algorithm.dipo: {e}") from None
-        if "enabled" in self.dipo:
+        if isinstance(self.dipo, Mapping) and "enabled" in self.dipo:
             raise ConfigError("algorithm.dipo.enabled is set by algorithm.name; remove it")
+        self.dipo = _nested("algorithm.dipo", DiPOConfig, self.dipo, enabled=self.name == "dipo")
         if self.name == "dipo" and self.dynamic_sampling:
             raise ConfigError("algorithm.dynamic_sampling=true deletes the extreme groups DiPO reallocates; "
                               "set it to false (or null) with algorithm.name=dipo")
@@ -201,11 +234,6 @@ class AlgorithmConfig:
     @property
     def use_dynamic_sampling(self) -> bool:
         return self.name == "dapo" if self.dynamic_sampling is None else bool(self.dynamic_sampling)
-
-    def dipo_config(self):
-        from dipo_tools.dipo import DiPOConfig
-
-        return DiPOConfig.from_mapping({**self.dipo, "enabled": self.name == "dipo"})
 
 
 @dataclass
@@ -267,14 +295,16 @@ class RewardConfig:
             ``toolrl`` (``reward.toolrl.toolrl_reward`` on the first assistant message; single-turn tasks) or
             ``math`` (``reward.math.math_reward``: math-verify on the last assistant message against the task's
             ``metadata.answer``; tools may be called on the way, only the final answer counts).
-        kwargs: Extra options for the reward's config object.
+        kwargs: The chosen reward's config: ``reward.multi_turn.MultiTurnConfig``, ``reward.toolrl.ToolRLConfig``
+            or ``reward.math.MathConfig`` (``REWARD_CONFIGS``); give only the options to change.
     """
 
     name: str = "multi_turn"
-    kwargs: Dict[str, Any] = field(default_factory=dict)
+    kwargs: Any = field(default_factory=dict)  # the reward's config after __post_init__ (module docstring)
 
     def __post_init__(self) -> None:
         _choice("reward", "name", self.name, REWARDS)
+        self.kwargs = _nested("reward.kwargs", REWARD_CONFIGS[self.name], self.kwargs)
 
 
 @dataclass
@@ -345,9 +375,8 @@ class LocalConfig:
     """Top-level config of ``dipo train`` with ``engine: local``.
 
     Parameters:
-        engine: ``local`` (this single-process engine) or ``verl`` (delegates to the verl launcher with the
-            ``verl`` section).
-        verl: Free-form section passed to ``dipo_tools.verl_ext.cli`` when ``engine: verl``.
+        engine: Which trainer runs the file; always ``local`` here. ``dipo train`` reads this key first
+            (``engine_of``) and hands ``engine: verl`` files to the verl launcher, which has its own config.
     """
 
     engine: str = "local"
@@ -359,17 +388,16 @@ class LocalConfig:
     reward: RewardConfig = field(default_factory=RewardConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    verl: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _choice("", "engine", self.engine, ENGINES)
-        if self.engine == "local" and self.data.env is None and self.data.train_file is None:
+        if self.engine != "local":
+            raise ConfigError(f"engine={self.engine!r}: this file is not a local-engine config; run it with "
+                              f"`dipo train --config FILE`, which hands engine: verl files to the verl launcher")
+        if self.data.env is None and self.data.train_file is None:
             raise ConfigError("data.env is required: an environment name (see `dipo env list`) or a schema file")
 
 
 def _friendly(err: Exception, source: str) -> ConfigError:
-    from omegaconf.errors import ConfigKeyError, ValidationError
-
     key = getattr(err, "full_key", None) or ""
     if isinstance(err, ConfigKeyError):
         parent = key.rsplit(".", 1)[0] if "." in key else ""
@@ -391,15 +419,21 @@ def _allowed_keys(dotted: str) -> list[str]:
     return sorted(f.name for f in dataclasses.fields(cls))
 
 
+def _schema() -> LocalConfig:
+    """The defaults as OmegaConf's schema, the nested sections as empty mappings: OmegaConf 2.3 cannot hold
+    their ``Literal`` fields, and ``__post_init__`` builds them (with their defaults) after the merge."""
+    cfg = LocalConfig(data=DataConfig(env="-"))  # a placeholder: a run must name its env, the schema not
+    cfg.data.env = None
+    cfg.algorithm.dipo, cfg.rollout.runner, cfg.reward.kwargs = {}, {}, {}
+    return cfg
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> LocalConfig:
     """Compose defaults <- YAML file <- ``key=value`` overrides, then validate into ``LocalConfig``.
 
     Raises ``ConfigError`` (naming file, key and allowed keys/values) on any problem, before any work.
     """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    base = OmegaConf.structured(LocalConfig, flags={"allow_objects": False})
+    base = OmegaConf.structured(_schema(), flags={"allow_objects": False})
     source = str(path) if path else "<defaults>"
     try:
         merged = base
@@ -426,4 +460,40 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 
 def config_to_dict(cfg: LocalConfig) -> dict:
-    return dataclasses.asdict(cfg)
+    """Every resolved value as plain containers (nested configs included), e.g. to print or record a run.
+
+    ``load_config`` of the result gives ``cfg`` back: the values other keys decide are left out
+    (``algorithm.dipo.enabled`` follows ``algorithm.name``; a ``rollout.runner`` key equal to the ``rollout``
+    key it defaults to is left to that key, so an override of the ``rollout`` key still reaches the runner).
+    """
+    out = dataclasses.asdict(cfg)
+    out["algorithm"]["dipo"].pop("enabled", None)
+    runner, rollout = out["rollout"]["runner"], out["rollout"]
+    for key, source in RUNNER_FROM_ROLLOUT.items():
+        if runner.get(key) == rollout[source]:
+            runner.pop(key)
+    return out
+
+
+def engine_of(path: str | os.PathLike, overrides: Sequence[str] = (), flag: str | None = None) -> str:
+    """Which engine runs a ``dipo train`` config: ``--engine`` (``flag``) when given, else the file's top-level
+    ``engine`` key (an ``engine=`` override wins). Never guessed from other keys: a file without the key, or
+    with another value, is a ``ConfigError`` saying what to write."""
+    fix = "add `engine: local` (configs/local/) or `engine: verl` (configs/verl/) at the top of the file, " \
+          "or pass --engine local|verl"
+    if flag is not None:
+        engine = flag
+    else:
+        if not os.path.exists(path):
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            raw = OmegaConf.load(path)
+            chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("engine=")]
+            engine = chosen[-1] if chosen else (raw.get("engine") if OmegaConf.is_dict(raw) else None)
+        except Exception as e:  # a YAML syntax error: one line, not a traceback
+            raise ConfigError(f"{path}: cannot read YAML: {str(e).splitlines()[0]}") from None
+        if engine is None:
+            raise ConfigError(f"{path}: no `engine` key; {fix}")
+    if engine not in ENGINES:
+        raise ConfigError(f"{path}: engine={engine!r} is not allowed; allowed values: {list(ENGINES)}; {fix}")
+    return engine

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
 
 
 def _param(params: dict, *names: str, default: Any = None) -> Any:
@@ -117,73 +119,65 @@ class BatchedGenerator:
         return results
 
 
+#: ``pick(last_logits [B, vocab], step) -> (token_ids [B], log_probs [B])``: how one decoding step chooses
+#: each row's next token and the log-prob recorded for it. The logits are the model's raw last-position ones.
+TokenPicker = Callable[[torch.Tensor, int], "tuple[torch.Tensor, torch.Tensor]"]
+
+
 @torch.no_grad()
-def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[int], *, temperature: float,
-                         stop_ids: list[int], pad_id: int, top_p: float = 1.0, top_k: int = 0,
-                         min_new_tokens: int = 0) -> list[tuple[list[int], list[float]]]:
-    """Sample continuations of left-padded ``prompts`` with a KV cache; ``(new_ids, logprobs)`` per prompt.
+def decode_with_logprobs(model, prompts: Sequence[Sequence[int]], max_new_tokens: Sequence[int], *,
+                         stop_ids: Sequence[Sequence[int]], pad_id: int,
+                         pick: TokenPicker) -> list[tuple[list[int], list[float]]]:
+    """The one HF decoding loop with log-probs: left-padded ``prompts``, a KV cache, ``pick`` per step.
 
-    Row ``i`` stops after a token in ``stop_ids`` (kept) or ``max_new_tokens[i]`` tokens. ``temperature <= 0``
-    is greedy (log-probs then at temperature 1). Each step keeps only that step's ``[B, vocab]`` logits: the
-    sampled token's log-prob is taken before the next step, so memory is the KV cache plus one step's
-    logits, never ``B x steps x vocab`` (20 GB in fp32 for 64 x 512 tokens of Qwen's 151,936-token vocab).
-    The log-prob is ``log_softmax(raw_logits / T)``, what the training forward computes; top-k/top-p
-    (transformers' own warpers, in ``generate``'s order) and ``min_new_tokens`` (no stop token before that
-    many tokens) only choose the token.
+    Row ``i`` stops after a token in ``stop_ids[i]`` (kept) or ``max_new_tokens[i]`` tokens; its
+    ``(new_ids, logprobs)`` are returned. Each step keeps only that step's ``[B, vocab]`` logits: the chosen
+    token's log-prob is taken before the next step, so memory is the KV cache plus one step's logits, never
+    ``B x steps x vocab`` (20 GB in fp32 for 64 x 512 tokens of Qwen's 151,936-token vocab). Finished rows
+    are fed the pad id; rows never attend to each other, so a row's tokens do not depend on its batch.
+    Used by :func:`sample_with_logprobs` (engine, eval) and the verl CPU rollout server's sampler.
     """
-    from transformers import LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
-
     n = len(prompts)
     if n == 0:
         return []
     device = next(model.parameters()).device
-    greedy = temperature <= 0
-    scale = 1.0 if greedy else float(temperature)
-    warpers = LogitsProcessorList()
-    if not greedy and top_k > 0:
-        warpers.append(TopKLogitsWarper(top_k))
-    if not greedy and top_p < 1.0:
-        warpers.append(TopPLogitsWarper(top_p))
     width = max(len(p) for p in prompts)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
     attn = torch.zeros((n, width), dtype=torch.long)
     for i, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
         if p:
-            input_ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            input_ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
             attn[i, width - len(p):] = 1
     input_ids, attn = input_ids.to(device), attn.to(device)
     position_ids = (attn.cumsum(-1) - 1).clamp(min=0)
-    limits = torch.tensor(max_new_tokens, device=device)
-    stop = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+    limits = torch.tensor(list(max_new_tokens), device=device)
     finished = limits <= 0
+    stop_mask = None  # [B, vocab]: True where the token ends that row (per row: requests may differ)
     tokens: list[torch.Tensor] = []
     logprobs: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
     try:
+        # logits of the last position only: the prompt's other logits are never used (and cost vocab x length)
         out = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids, use_cache=True,
                     logits_to_keep=1)
         next_pos = position_ids[:, -1:] + 1
         for step in range(int(limits.max())):
             if bool(finished.all()):
                 break
-            logits = out.logits[:, -1].float() / scale
+            logits = out.logits[:, -1]
             cache = out.past_key_values
             del out
-            scores = logits
-            if step < min_new_tokens:
-                scores = logits.index_fill(-1, stop, float("-inf"))
-            if greedy:
-                nxt = scores.argmax(-1)
-            else:
-                scores = warpers(input_ids, scores) if warpers else scores
-                nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
-                del scores
-            nxt = torch.where(finished, torch.full_like(nxt, pad_id), nxt)
-            logprobs.append(torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(1))
-            tokens.append(nxt)
+            if stop_mask is None:
+                stop_mask = torch.zeros((n, logits.shape[-1]), dtype=torch.bool, device=device)
+                for i, ids in enumerate(stop_ids):
+                    stop_mask[i, [t for t in ids if 0 <= t < logits.shape[-1]]] = True
+            nxt, lp = pick(logits, step)
             del logits
-            finished = finished | torch.isin(nxt, stop) | (limits <= step + 1)
+            nxt = torch.where(finished, torch.full_like(nxt, pad_id), nxt)
+            logprobs.append(lp)
+            tokens.append(nxt)
+            finished = finished | stop_mask.gather(1, nxt[:, None]).squeeze(1) | (limits <= step + 1)
             if bool(finished.all()):
                 break
             attn = torch.cat([attn, attn.new_ones((n, 1))], dim=1)
@@ -196,10 +190,59 @@ def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[i
         return [([], []) for _ in prompts]
     new = torch.stack(tokens, dim=1).cpu()
     lps = torch.stack(logprobs, dim=1).cpu()
+    ends = stop_mask.cpu()
     results = []
     for i in range(n):
         row = new[i, :max(int(max_new_tokens[i]), 0)]
-        hit = torch.isin(row, stop.cpu()).nonzero()
+        hit = ends[i, row].nonzero()
         k = int(hit[0, 0]) + 1 if hit.numel() else row.numel()
         results.append((row[:k].tolist(), lps[i, :k].tolist()))
     return results
+
+
+def temperature_picker(temperature: float, *, top_p: float = 1.0, top_k: int = 0, min_new_tokens: int = 0,
+                       stop_ids: Sequence[int] = ()) -> TokenPicker:
+    """The engine's and eval's sampling rule, one setting for the whole batch.
+
+    ``temperature <= 0`` is greedy (log-probs then at temperature 1). The log-prob is
+    ``log_softmax(raw_logits / T)``, what the training forward computes; top-k/top-p (transformers' own
+    warpers, in ``generate``'s order) and ``min_new_tokens`` (no stop token before that many tokens) only
+    choose the token. Sampling draws from torch's global RNG (the engine seeds it and checkpoints it).
+    """
+    greedy = temperature <= 0
+    scale = 1.0 if greedy else float(temperature)
+    warpers = LogitsProcessorList()
+    if not greedy and top_k > 0:
+        warpers.append(TopKLogitsWarper(top_k))
+    if not greedy and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    stop = torch.tensor(sorted(stop_ids), dtype=torch.long)
+
+    def pick(raw: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = raw.float() / scale
+        scores = logits
+        if step < min_new_tokens:
+            scores = logits.index_fill(-1, stop.to(logits.device), float("-inf"))
+        if greedy:
+            nxt = scores.argmax(-1)
+        else:
+            # the warpers never read input_ids; generate passes the sequence, we pass none
+            scores = warpers(None, scores) if warpers else scores
+            nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+        return nxt, torch.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(1)
+
+    return pick
+
+
+def sample_with_logprobs(model, prompts: list[list[int]], max_new_tokens: list[int], *, temperature: float,
+                         stop_ids: list[int], pad_id: int, top_p: float = 1.0, top_k: int = 0,
+                         min_new_tokens: int = 0) -> list[tuple[list[int], list[float]]]:
+    """Sample continuations of ``prompts`` with :func:`temperature_picker`; ``(new_ids, logprobs)`` per prompt.
+
+    Row ``i`` stops after a token in ``stop_ids`` (kept) or ``max_new_tokens[i]`` tokens (see
+    :func:`decode_with_logprobs` for the memory bound and :func:`temperature_picker` for the log-prob).
+    """
+    pick = temperature_picker(temperature, top_p=top_p, top_k=top_k, min_new_tokens=min_new_tokens,
+                              stop_ids=stop_ids)
+    return decode_with_logprobs(model, prompts, max_new_tokens, stop_ids=[list(stop_ids)] * len(prompts),
+                                pad_id=pad_id, pick=pick)

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from tqdm.auto import tqdm
+
 
 def _clean(v: Any) -> Any:
     if isinstance(v, bool):
@@ -97,7 +99,7 @@ DEFAULT_PLOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def plot_metrics(rows: list[dict], out_dir: str, plots=DEFAULT_PLOTS) -> list[str]:
     """One PNG per panel; returns the written paths. Missing keys are skipped."""
-    import matplotlib
+    import matplotlib  # here: the headless backend must be chosen before pyplot loads, and only plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -122,3 +124,8 @@ def plot_metrics(rows: list[dict], out_dir: str, plots=DEFAULT_PLOTS) -> list[st
             written.append(path)
         plt.close(fig)
     return written
+
+
+def progress_bar(it, desc: str, enabled: bool, **kw):
+    """``it`` wrapped in a tqdm bar when ``enabled`` (``trainer.progress``), else unchanged."""
+    return tqdm(it, desc=desc, dynamic_ncols=True, **kw) if enabled else it

@@ -6,4 +6,5 @@ model, or the oracle/empty self-tests) and write ``results.jsonl`` (resumable), 
 """
 from __future__ import annotations
 
-__all__ = ["bfcl", "math", "policies", "prompts", "report", "official", "cli"]
+__all__ = ["bfcl", "bfcl_scoring", "math", "policies", "policy_base", "endpoint", "hf_policy", "literals",
+           "prompts", "report", "official", "cli", "dataclass_args"]

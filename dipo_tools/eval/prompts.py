@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from tool_envs.bfcl_schema import bfcl_doc_to_tool, sanitize_name  # the one BFCL → JSON Schema converter
 
+from tool_envs.parsing import ToolCallParseError, parse_tool_calls
+
 PROMPT_MODES = ("qwen", "toolrl")
 
 TOOLRL_SYSTEM_TEMPLATE = (
@@ -126,8 +128,6 @@ def decode_calls(text: str, cfg: PromptConfig, name_map: dict[str, str] | None =
     """Reply text → bfcl's decoded form ``[{name: {arg: value}}]`` ([] when the reply has no call).
 
     Raises DecodeError when the reply tries to call but cannot be parsed (bfcl: "failed to decode")."""
-    from tool_envs.parsing import ToolCallParseError, parse_tool_calls
-
     try:
         calls = parse_tool_calls(text or "", cfg.tool_format)
     except ToolCallParseError as e:

@@ -49,7 +49,7 @@ def bfcl_markdown(report: dict[str, Any]) -> str:
 
 
 def bar_chart(labels: list[str], values: list[float], path: pathlib.Path, title: str, highlight: int = 0) -> None:
-    import matplotlib
+    import matplotlib  # here: the headless backend must be chosen before pyplot loads, and only plots need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -25,7 +25,7 @@ def test_console_script_help_runs_in_a_fresh_process():
 
 def _yaml(tmp_path, text):
     p = tmp_path / "c.yaml"
-    p.write_text(text)
+    p.write_text("engine: local\n" + text)  # `dipo train` runs a file only when it names its engine
     return str(p)
 
 

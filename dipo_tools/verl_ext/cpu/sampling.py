@@ -17,6 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from dipo_tools.engines.generation import decode_with_logprobs
+
 GREEDY_TEMPERATURE = 1e-5
 
 
@@ -100,57 +102,28 @@ def sample_step(logits: torch.Tensor, requests: Sequence[SamplingRequest], seen:
     return tokens, log_probs.gather(-1, tokens[:, None]).squeeze(-1)
 
 
-@torch.no_grad()
 def generate_batch(model: Any, requests: Sequence[SamplingRequest], *, pad_token_id: int,
                    generator: torch.Generator | None = None) -> list[tuple[list[int], list[float]]]:
     """Generate for every request in one left-padded batch with a KV cache.
 
     Returns per request ``(token_ids, log_probs)``: the generated ids including the stop token when it
-    stopped on one, at most ``max_tokens`` of them.
+    stopped on one, at most ``max_tokens`` of them. The decoding loop is the project's one
+    (``dipo_tools.engines.generation.decode_with_logprobs``); :func:`sample_step` picks each token.
     """
     if not requests:
         return []
-    batch = len(requests)
-    width = max(len(r.prompt_ids) for r in requests)
-    ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
-    attention = torch.zeros((batch, width), dtype=torch.long)
-    for row, r in enumerate(requests):
-        ids[row, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids, dtype=torch.long)
-        attention[row, width - len(r.prompt_ids):] = 1
     vocab = model.get_output_embeddings().weight.shape[0]
-    seen = torch.zeros((batch, vocab), dtype=torch.bool)
+    seen = torch.zeros((len(requests), vocab), dtype=torch.bool)  # repetition penalty: prompt + generated
     if any(r.repetition_penalty != 1.0 for r in requests):
         for row, r in enumerate(requests):
             seen[row, [t for t in r.prompt_ids if t < vocab]] = True
-    stop_sets = [set() if r.ignore_eos else set(r.stop_token_ids) for r in requests]
-    out_ids: list[list[int]] = [[] for _ in requests]
-    out_lps: list[list[float]] = [[] for _ in requests]
-    done = [False] * batch
+    rows = torch.arange(len(requests))
 
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    # logits of the last position only: the prompt's other logits are never used (and cost vocab x length)
-    result = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=True,
-                   logits_to_keep=1)
-    past = result.past_key_values
-    logits = result.logits[:, -1, :]
-    position = positions[:, -1:]
-    for _ in range(max(r.max_tokens for r in requests)):
-        tokens, lps = sample_step(logits, requests, seen, generator)
-        for row in range(batch):
-            if done[row]:
-                continue
-            token = int(tokens[row])
-            out_ids[row].append(token)
-            out_lps[row].append(float(lps[row]))
-            if token in stop_sets[row] or len(out_ids[row]) >= requests[row].max_tokens:
-                done[row] = True
-        if all(done):
-            break
-        seen[torch.arange(batch), tokens.clamp(max=vocab - 1)] = True
-        attention = torch.cat([attention, torch.ones((batch, 1), dtype=torch.long)], dim=1)
-        position = position + 1
-        result = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=position,
-                       past_key_values=past, use_cache=True)
-        past = result.past_key_values
-        logits = result.logits[:, -1, :]
-    return list(zip(out_ids, out_lps))
+    def pick(logits: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens, log_probs = sample_step(logits, requests, seen, generator)
+        seen[rows, tokens.clamp(max=vocab - 1)] = True
+        return tokens, log_probs
+
+    return decode_with_logprobs(model, [r.prompt_ids for r in requests], [r.max_tokens for r in requests],
+                                stop_ids=[[] if r.ignore_eos else r.stop_token_ids for r in requests],
+                                pad_id=pad_token_id, pick=pick)

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
+from tool_envs.bfcl_train import generate_bfcl_training_tasks
+from tool_envs.registry import task_generator
 from transformers import AutoTokenizer
 
 from dipo_tools.config_utils import dataclass_from_mapping
@@ -151,16 +153,14 @@ def build_data(smoke: SmokeConfig, out_dir: pathlib.Path) -> tuple[pathlib.Path,
 
 
 def generate_env_tasks(env: str, n: int) -> list[Any]:
-    # each environment's generator is imported for the environment the smoke runs only
-    if env == "inventory":
-        from tool_envs.envs.inventory.generate import generate_tasks
-
-        return generate_tasks(n, seed=0, split="train")
+    """``n`` training tasks of ``env``: an environment with a registered generator (e.g. ``inventory``), or
+    ``bfcl:<scenario>``, one scenario of the BFCL-backend training-task generator."""
     if env.startswith("bfcl:"):
-        from tool_envs.bfcl_train import generate_bfcl_training_tasks
-
         return generate_bfcl_training_tasks(n, seed=0, scenarios=[env.split(":", 1)[1]])
-    raise SmokeError(f"smoke.env={env!r}: use inventory or bfcl:<scenario>")
+    try:
+        return task_generator(env)(n, seed=0, split="train")
+    except (KeyError, ValueError) as e:
+        raise SmokeError(f"smoke.env={env!r}: {e}; use an environment with a task generator or bfcl:<scenario>") from None
 
 
 # ---------------------------------------------------------------------------------------------- overrides
