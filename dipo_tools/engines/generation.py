@@ -1,9 +1,10 @@
-"""HF ``generate`` behind the runner's ``GenerateFn`` interface, with per-token log-probs and batching.
+"""HF sampling behind the runner's ``GenerateFn`` interface, with per-token log-probs and batching.
 
 The episode runner awaits ``generate(token_ids, sampling_params)`` once per assistant step. Running G x B
 episodes concurrently, :class:`BatchedGenerator` collects every request that is pending at the same moment
-of the event loop and serves them with ONE left-padded ``model.generate`` call, so a step's G samples (and
-the episodes' later steps) are generated as a batch.
+of the event loop and serves them with ONE left-padded, KV-cached sampling loop (:func:`decode_with_logprobs`,
+our own rather than ``model.generate``, which cannot return the training log-prob without keeping every
+step's logits), so a step's G samples (and the episodes' later steps) are generated as a batch.
 
 Log-probs are ``log_softmax(raw_logits / T)`` of the sampled tokens: the same quantity the training forward
 pass computes, so PPO ratios start at 1 (top-p/top-k truncation is not part of it, as in verl). They are
