@@ -174,12 +174,17 @@ class Task:
         )
 
 
-def load_tasks(path: str | pathlib.Path) -> list[Task]:
-    """Read a JSONL task file; blank lines are skipped; ids must be unique."""
+def read_task_file(path: str | pathlib.Path) -> tuple[list[tuple[int, Task]], list[TaskError]]:
+    """Every well-formed task of a JSONL file with its line number, and one :class:`TaskError` per malformed
+    line (not JSON, a bad field, a duplicate id) or for a missing file. Blank lines are skipped.
+
+    Each error carries ``where`` (``file:line``), ``field``, ``problem``, ``fix`` and ``task_id`` (when the
+    line has one), so a validator can list them all; :func:`load_tasks` raises the first.
+    """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise TaskError(f"{path}: file not found. Fix: pass an existing .jsonl task file")
-    tasks, seen = [], {}
+        return [], [_error(str(path), "$", "file not found", "pass an existing .jsonl task file")]
+    tasks, errors, seen = [], [], {}
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -188,13 +193,39 @@ def load_tasks(path: str | pathlib.Path) -> list[Task]:
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as e:
-                raise TaskError(f"{where}: $: not valid JSON ({e.msg} at column {e.colno}). Fix: one JSON object per line") from None
-            task = Task.from_dict(raw, where)
+                errors.append(_error(where, "$", f"not valid JSON ({e.msg} at column {e.colno})", "one JSON object per line"))
+                continue
+            try:
+                task = Task.from_dict(raw, where)
+            except TaskError as e:
+                fld, _, rest = str(e)[len(where) + 2:].partition(": ")
+                problem, _, fix = rest.partition(". Fix: ")
+                # the original error (its message unchanged), with the parts a validator lists
+                e.where, e.field, e.problem, e.fix = where, fld, problem, fix
+                e.task_id = raw.get("id") if isinstance(raw, dict) else None
+                errors.append(e)
+                continue
             if task.id in seen:
-                raise TaskError(f"{where}: id: duplicate id {task.id!r} (first on line {seen[task.id]}). Fix: make ids unique")
+                errors.append(_error(where, "id", f"duplicate id {task.id!r} (first on line {seen[task.id]})",
+                                     "make ids unique", task.id))
+                continue
             seen[task.id] = lineno
-            tasks.append(task)
-    return tasks
+            tasks.append((lineno, task))
+    return tasks, errors
+
+
+def _error(where: str, field: str, problem: str, fix: str, task_id: str | None = None) -> TaskError:
+    err = TaskError(f"{where}: {field}: {problem}. Fix: {fix}")
+    err.where, err.field, err.problem, err.fix, err.task_id = where, field, problem, fix, task_id
+    return err
+
+
+def load_tasks(path: str | pathlib.Path) -> list[Task]:
+    """Read a JSONL task file; blank lines are skipped; ids must be unique. Raises the first problem."""
+    tasks, errors = read_task_file(path)
+    if errors:
+        raise errors[0]
+    return [task for _, task in tasks]
 
 
 def save_tasks(tasks: Iterable[Task], path: str | pathlib.Path) -> int:

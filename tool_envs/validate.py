@@ -16,14 +16,14 @@ failing (even to import) never stops the others from being checked.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import pickle
 from typing import Any, Sequence
 
 from tool_envs.executor import ArgumentError
 from tool_envs.schema import SchemaError, backend_problems, load_spec
-from tool_envs.tasks import Task, TaskError
+from tool_envs.tasks import Task, read_task_file
+
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
@@ -88,33 +88,8 @@ def _pickle_problems(spec: Any, where: str) -> list[Problem]:
 
 def read_task_lines(path: str | pathlib.Path) -> tuple[list[tuple[int, Task]], list[Problem]]:
     """Every well-formed task with its line number, and a problem for every malformed line."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return [], [Problem(str(path), "$", "file not found", "pass an existing .jsonl task file")]
-    tasks, problems, seen = [], [], {}
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(Problem(where, "$", f"not valid JSON ({e.msg} at column {e.colno})", "one JSON object per line"))
-                continue
-            try:
-                task = Task.from_dict(raw, where)
-            except TaskError as e:
-                fld, _, rest = str(e)[len(where) + 2:].partition(": ")
-                problem, _, fix = rest.partition(". Fix: ")
-                problems.append(Problem(where, fld, problem, fix, raw.get("id") if isinstance(raw, dict) else None))
-                continue
-            if task.id in seen:
-                problems.append(Problem(where, "id", f"duplicate id {task.id!r} (first on line {seen[task.id]})", "make ids unique", task.id))
-                continue
-            seen[task.id] = lineno
-            tasks.append((lineno, task))
-    return tasks, problems
+    tasks, errors = read_task_file(path)
+    return tasks, [Problem(e.where, e.field, e.problem, e.fix, e.task_id) for e in errors]
 
 
 def static_task_problems(task: Task, env: Any, where: str) -> list[Problem]:

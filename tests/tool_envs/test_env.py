@@ -4,7 +4,6 @@ Everything a call goes through must behave the same in both isolations, so most 
 """
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import textwrap
@@ -188,7 +187,7 @@ def test_thread_timeout_interrupts_python_and_marks_episode_broken(counter_env):
 
 
 @pytest.mark.parametrize("isolation", ["thread"])
-def test_thread_async_gives_up_on_a_call_blocked_in_c(counter_env):
+def test_thread_async_gives_up_on_a_call_blocked_in_c(counter_env, run_with_heartbeat):
     from tool_envs.executor import configure_executor, executor_config
 
     old = executor_config().abandon_grace_s
@@ -196,22 +195,7 @@ def test_thread_async_gives_up_on_a_call_blocked_in_c(counter_env):
     try:
         ep = counter_env().new_episode()
 
-        async def main():
-            ticks = 0
-
-            async def heartbeat():
-                nonlocal ticks
-                while True:
-                    await asyncio.sleep(0.05)
-                    ticks += 1
-
-            hb = asyncio.ensure_future(heartbeat())
-            t0 = time.monotonic()
-            res = await ep.aexecute([ToolCall("sleep", {"s": 10})])
-            hb.cancel()
-            return res, time.monotonic() - t0, ticks
-
-        (r,), elapsed, ticks = asyncio.run(main())
+        (r,), elapsed, ticks = run_with_heartbeat(lambda: ep.aexecute([ToolCall("sleep", {"s": 10})]))
         assert r.error and "did not finish within 0.5 s" in r.content
         assert elapsed < 6  # given up after timeout + grace, not after the 10 s the call takes
         assert ticks >= 1  # the loop kept running while the thread was stuck

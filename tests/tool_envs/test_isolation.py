@@ -115,7 +115,7 @@ def _own_threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def test_math_api_huge_power_is_killed_while_other_episodes_run():
+def test_math_api_huge_power_is_killed_while_other_episodes_run(run_with_heartbeat):
     """BFCL MathAPI ``power(10, 10**8)`` holds the GIL inside one C call: in-process it froze the whole
     trainer and its timeout never fired. In a worker process it is killed and the event loop keeps going."""
     data = load_spec(os.path.join(os.path.dirname(__import__("tool_envs").__file__), "envs", "math_api", "env.json")).to_dict()
@@ -123,26 +123,13 @@ def test_math_api_huge_power_is_killed_while_other_episodes_run():
     env = ToolEnv(spec_from_mapping(data))
     assert env.isolation == "process"  # BFCL backends are isolated by default
 
-    async def main():
-        ticks = 0
-
-        async def heartbeat():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.05)
-                ticks += 1
-
-        hb = asyncio.ensure_future(heartbeat())
-        t0 = time.monotonic()
+    def calls():
         slow = env.new_episode().aexecute([ToolCall("power", {"base": 10, "exponent": 10**8}),
                                            ToolCall("square_root", {"number": 2, "precision": 10**7})])
         fast = [env.new_episode().aexecute([ToolCall("add", {"a": i, "b": 1})]) for i in range(20)]
-        results = await asyncio.gather(slow, *fast)
-        elapsed = time.monotonic() - t0
-        hb.cancel()
-        return results, elapsed, ticks
+        return asyncio.gather(slow, *fast)
 
-    results, elapsed, ticks = asyncio.run(main())
+    results, elapsed, ticks = run_with_heartbeat(calls)
     (power, root), fast = results[0], results[1:]
     assert power.error and ("did not finish within 1 s" in power.content or "out of memory" in power.content), power.content
     assert root.error  # never ran: its message was stopped at the power call
