@@ -43,7 +43,7 @@ def _run(cmd: list[str], out_dir: pathlib.Path) -> dict:
     assert last.startswith("metrics: "), f"last line must be the metrics path, got {last!r}"
     path = pathlib.Path(last.split(": ", 1)[1])
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    logs = "\n".join((out_dir / f"phase{i}.log").read_text(errors="replace") for i in (1, 2))
+    logs = "\n".join(p.read_text(errors="replace") for p in sorted(out_dir.glob("phase*.log")))
     return {"rows": rows, "logs": logs, "dir": out_dir, "stdout": proc.stdout}
 
 
@@ -63,7 +63,8 @@ def toolrl_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def inventory_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke_inventory")
-    return _dipo_train("configs/verl/env_dipo_qwen2.5-3b.yaml", out, "smoke.env=inventory")
+    # resume is proved by the ToolRL and BFCL runs; skipping it here keeps CI within its budget
+    return _dipo_train("configs/verl/env_dipo_qwen2.5-3b.yaml", out, "smoke.env=inventory", "smoke.resume=false")
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +76,12 @@ def bfcl_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def math_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke_math")
-    return _run(["bash", "scripts/train_math.sh", "--cpu-smoke", "dipo", "qwen3-4b-base", "--smoke-dir", str(out)], out)
+    return _run(["bash", "scripts/train_math.sh", "--cpu-smoke", "dipo", "qwen3-4b-base", "--smoke-dir", str(out),
+                 "smoke.resume=false"], out)
 
 
 RUNS = ("toolrl_run", "inventory_run", "bfcl_run", "math_run")
+RESUMED_RUNS = ("toolrl_run", "bfcl_run")  # the others run with smoke.resume=false (CI budget)
 
 
 def _training_rows(run: dict) -> list[dict]:
@@ -86,10 +89,11 @@ def _training_rows(run: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize("run_name", RUNS)
-def test_three_steps_through_verls_transfer_queue_worker(run_name, request):
+def test_steps_through_verls_transfer_queue_worker(run_name, request):
     run = request.getfixturevalue(run_name)
     rows = _training_rows(run)
-    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert [r["step"] for r in rows] == ([1, 2, 3] if run_name in RESUMED_RUNS else [1, 2])
+    assert (run["dir"] / "checkpoints" / "global_step_2").is_dir()
     assert "AgentLoopWorkerTQ pid=" in run["logs"]  # verl's V1 agent-loop worker ran the rollouts
     for row in rows:  # its tags (global-step bounds from the rollout server) reached the trainer's metrics
         assert row["training/off_policy/trajectory_spans/min"] == 1
@@ -115,7 +119,7 @@ def test_dipo_metrics_present_and_finite(run_name, request):
         assert row["dipo/padding_rows"] == 0 or row["dipo/queue_size"] > 0
 
 
-@pytest.mark.parametrize("run_name", RUNS)
+@pytest.mark.parametrize("run_name", RESUMED_RUNS)
 def test_queue_after_resume_is_the_saved_one_and_holds_real_responses_only(run_name, request):
     from dipo_tools.dipo import DiPOState
 
