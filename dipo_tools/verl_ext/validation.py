@@ -21,7 +21,7 @@ from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import omega_conf_to_dataclass, validate_config
 from verl.utils.import_utils import load_extern_object
 
-from dipo_tools.config_utils import ConfigError  # noqa: F401  (re-exported: one error type)
+from dipo_tools.config_utils import ConfigError
 from dipo_tools.verl_ext.agent_loop import TaskRowError, runner_config_from
 from dipo_tools.verl_ext.config_checks import batch_problems, value_problems
 from dipo_tools.verl_ext.estimator import ESTIMATOR_NAME, dipo_config_from_algorithm
