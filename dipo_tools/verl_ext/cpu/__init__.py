@@ -19,12 +19,20 @@ from dipo_tools.verl_ext.cpu.rollout import ROLLOUT_NAME, register as _register_
 
 MODULE = __name__
 
+#: glibc malloc settings of a CPU run's processes: one heap arena (threads share it; with mmap off a
+#: thread arena could not hold a GB tensor), no mmap for big blocks, no trimming of freed memory
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
+
 #: environment of every process of a CPU run (Ray passes it to its workers)
 ENV = {
     "VERL_PLATFORM": PLATFORM_NAME,
     "VERL_USE_EXTERNAL_MODULES": MODULE,
     "VERL_ENGINE_DEVICE": "cuda",
     "TOKENIZERS_PARALLELISM": "false",
+    # glibc serves each logits tensor (tokens x vocabulary floats, GBs) from a fresh mmap and unmaps it on
+    # free, so every log-prob pass faults all its pages in again: most of a CPU step was kernel time. One
+    # arena that never returns memory reuses the same pages instead (no effect outside glibc).
+    **MALLOC_ENV,
 }
 
 
