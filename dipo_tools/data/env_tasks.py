@@ -76,7 +76,7 @@ def prepare_env_tasks(src: str | pathlib.Path, out: str | pathlib.Path, *, env: 
     dicts = [_as_dict(t, f"{src} task {i}") for i, t in enumerate(tasks)]
     keep = list(range(len(dicts)))
     if tokenizer is not None and max_prompt_length is not None:
-        keep = [i for i in keep if _prompt_length(tokenizer, dicts[i], env, runner_config) <= max_prompt_length]
+        keep = [i for i in keep if task_prompt_length(tokenizer, dicts[i], env, runner_config) <= max_prompt_length]
     rows = [env_task_row(dicts[i], j, env=env, data_source=data_source, split=split, where=f"{src} task {i}")
             for j, i in enumerate(tqdm(keep, desc="tasks", disable=len(keep) < 500))]
     if not rows:
@@ -87,7 +87,8 @@ def prepare_env_tasks(src: str | pathlib.Path, out: str | pathlib.Path, *, env: 
     return write_verl_parquet(rows, out)
 
 
-def _prompt_length(tokenizer: Any, task: dict[str, Any], env: str | None, runner_config: Any) -> int:
+def task_prompt_length(tokenizer: Any, task: dict[str, Any], env: str | None = None, runner_config: Any = None) -> int:
+    """Tokens of ``task``'s first prompt as the episode runner renders it (tool schemas included)."""
     parsed = Task.from_dict(task)
     return rendered_prompt_length(tokenizer, load_env(env) if env else env_for_task(parsed), parsed, runner_config)
 

@@ -29,13 +29,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tool_envs.bfcl_train import generate_bfcl_training_tasks
 from tool_envs.registry import task_generator
 from transformers import AutoTokenizer
 
 from dipo_tools.config_utils import dataclass_from_mapping
-from dipo_tools.data.env_tasks import ENV_DATA_SOURCE, prepare_env_tasks
+from dipo_tools.data.env_tasks import ENV_DATA_SOURCE, prepare_env_tasks, task_prompt_length
 from dipo_tools.data.math import prepare_math
 from dipo_tools.data.toolrl import TOOLRL_DATA_SOURCE, prepare_toolrl
 from dipo_tools.models.arch import build_tiny_like
@@ -73,8 +74,12 @@ class SmokeConfig:
             a random model rarely emits EOS, so every response runs to the limit).
         lr: Actor learning rate. Large enough that the weights change visibly in 3 steps, so the
             rollout-vs-actor log-prob check proves the weight sync.
-        max_token_len_per_gpu: Token budget of one micro-batch (actor, reference, log-prob passes). Bounds
-            memory: the logits of a micro-batch are ``tokens × vocabulary`` floats.
+        max_token_len_per_gpu: Token budget of one micro-batch (actor, reference, log-prob passes), raised
+            to the longest sequence of the smoke data (its longest rendered prompt + ``response_length``)
+            when that is longer. It sets the run's memory and most of its time: a micro-batch's logits
+            are ``tokens × vocabulary`` floats (151,936 for Qwen), ~6 such tensors live at the peak, and
+            every GB a process touches for the first time costs seconds on a VM. 1024 keeps the peak near
+            4 GB; 4096 made it 14 GB and the first step of each process 3-5 times slower.
         resume: Resume from the step-2 checkpoint in a new process for a 3rd step (proves checkpoint, PPL-queue
             and dataloader restore). ``false`` stops after the 2 steps and the checkpoint save, saving a
             whole verl start-up (minutes on CPU): for a CI budget, when another track already proves resume.
@@ -87,7 +92,7 @@ class SmokeConfig:
     samples_per_prompt: int = 2
     response_length: int = 48
     lr: float = 1e-3
-    max_token_len_per_gpu: int = 4096
+    max_token_len_per_gpu: int = 1024
     resume: bool = True
 
     def __post_init__(self) -> None:
@@ -156,6 +161,28 @@ def build_data(smoke: SmokeConfig, out_dir: pathlib.Path) -> tuple[pathlib.Path,
     return train, val
 
 
+def longest_prompt_tokens(files: Sequence[pathlib.Path], tokenizer: Any) -> int:
+    """The longest prompt of prepared verl rows, in tokens as the run renders it: an environment task's
+    first prompt with its tool schemas (as the episode runner renders it), other rows' chat prompt."""
+    longest = 0
+    for path in files:
+        for row in pd.read_parquet(path).to_dict("records"):
+            extra = row.get("extra_info") or {}
+            if extra.get("task"):
+                n = task_prompt_length(tokenizer, json.loads(extra["task"]), extra.get("env") or None)
+            else:
+                n = len(tokenizer.apply_chat_template(list(row["prompt"]), add_generation_prompt=True, tokenize=True,
+                                                        return_dict=False))
+            longest = max(longest, n)
+    return longest
+
+
+def micro_batch_tokens(smoke: SmokeConfig, longest_prompt: int) -> int:
+    """The micro-batch token budget: the configured one, or the longest sequence if that is longer (verl
+    refuses a sequence longer than the budget)."""
+    return max(smoke.max_token_len_per_gpu, longest_prompt + smoke.response_length)
+
+
 def generate_env_tasks(env: str, n: int) -> list[Any]:
     """``n`` training tasks of ``env``: an environment with a registered generator (e.g. ``inventory``), or
     ``bfcl:<scenario>``, one scenario of the BFCL-backend training-task generator."""
@@ -169,9 +196,9 @@ def generate_env_tasks(env: str, n: int) -> list[Any]:
 
 # ---------------------------------------------------------------------------------------------- overrides
 def smoke_overrides(config: DictConfig, smoke: SmokeConfig, *, model: pathlib.Path, train: pathlib.Path,
-                    val: pathlib.Path, run_dir: pathlib.Path, total_steps: int) -> list[str]:
-    """Hydra overrides turning ``config`` into its CPU smoke run (appended after the user's overrides)."""
-    tokens = smoke.max_token_len_per_gpu
+                    val: pathlib.Path, run_dir: pathlib.Path, total_steps: int, tokens: int) -> list[str]:
+    """Hydra overrides turning ``config`` into its CPU smoke run (appended after the user's overrides);
+    ``tokens`` is the micro-batch budget (:func:`micro_batch_tokens`)."""
     fp32 = "{param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}"
     out = cpu_overrides(n_workers=1) + [
         f"actor_rollout_ref.model.path={model}",
@@ -194,6 +221,12 @@ def smoke_overrides(config: DictConfig, smoke: SmokeConfig, *, model: pathlib.Pa
         f"+actor_rollout_ref.ref.fsdp_config.mixed_precision={fp32}",
         "actor_rollout_ref.actor.fsdp_config.use_torch_compile=false",
         "actor_rollout_ref.ref.fsdp_config.use_torch_compile=false",
+        # verl's own memory switch: the entropy's softmax in 128-token chunks instead of two more
+        # logits-sized tensors (first-touched memory is most of a CPU step's time)
+        "actor_rollout_ref.actor.entropy_from_logits_with_chunking=true",
+        "actor_rollout_ref.actor.entropy_from_logits_chunk_size=128",
+        "actor_rollout_ref.ref.entropy_from_logits_with_chunking=true",
+        "actor_rollout_ref.ref.entropy_from_logits_chunk_size=128",
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
         f"trainer.total_training_steps={total_steps}",
@@ -281,7 +314,10 @@ def run_cpu_smoke(config_path_or_name: str | None, overrides: Sequence[str], *, 
           f"{' (' + smoke.env + ')' if smoke.env else ''}, output {run_dir}", flush=True)
     model, tok_name = build_model(model_path, run_dir / "model")
     train, val = build_data(smoke, run_dir / "data")
-    print(f"[dipo] model and data ready ({tok_name})", flush=True)
+    longest = longest_prompt_tokens([train, val], AutoTokenizer.from_pretrained(str(model)))
+    tokens = micro_batch_tokens(smoke, longest)
+    print(f"[dipo] model and data ready ({tok_name}); longest prompt {longest} tokens, "
+          f"micro-batch budget {tokens} tokens", flush=True)
     env = {**os.environ, **ENV, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "WANDB_MODE": "disabled", "RAY_DEDUP_LOGS": "0", "PYTHONUNBUFFERED": "1"}
     base = [sys.executable, "-m", "dipo_tools.verl_ext.main", "--config-path", config_dir, "--config-name", config_name]
@@ -292,7 +328,7 @@ def run_cpu_smoke(config_path_or_name: str | None, overrides: Sequence[str], *, 
         metrics_file = run_dir / f"verl_metrics_phase{phase}.jsonl"
         files.append(metrics_file)
         cmd = base + list(overrides) + smoke_overrides(config, smoke, model=model, train=train, val=val,
-                                                      run_dir=run_dir, total_steps=steps)
+                                                      run_dir=run_dir, total_steps=steps, tokens=tokens)
         what = f"steps 1-{steps}, checkpoint at {SAVED_STEPS}" if phase == 1 else f"resume from step {SAVED_STEPS}, step {steps}"
         print(f"[dipo] phase {phase}: {what} ...", flush=True)
         seconds = _phase(f"phase {phase}", cmd, {**env, "VERL_FILE_LOGGER_PATH": str(metrics_file)},
@@ -310,4 +346,5 @@ def run_cpu_smoke(config_path_or_name: str | None, overrides: Sequence[str], *, 
     return run_dir / METRICS_FILE
 
 
-__all__ = ["SmokeConfig", "SmokeError", "run_cpu_smoke", "smoke_overrides", "merge_metrics"]
+__all__ = ["SmokeConfig", "SmokeError", "longest_prompt_tokens", "micro_batch_tokens", "run_cpu_smoke",
+           "smoke_overrides", "merge_metrics"]
