@@ -222,6 +222,7 @@ class BfclHook(EnvHook):
     must be BFCL's, byte for byte) and BFCL's entry format (``question`` + ``involved_classes``)."""
 
     name = "bfcl"
+    reveal_message = MISSED_FUNCTION_MESSAGE  # BFCL's fixed sentence, as its own harness sends it
 
     def state_check(self, model_backends, gt_backends) -> dict:
         # Imported here: importing bfcl-eval creates folders under $BFCL_PROJECT_ROOT and takes about a

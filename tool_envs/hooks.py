@@ -27,6 +27,8 @@ class EnvHook:
     """Generic behaviour; subclass and override for an environment family (see :class:`tool_envs.bfcl.BfclHook`)."""
 
     name = "generic"
+    #: The user message of a turn that reveals held-out tools but has no user message of its own.
+    reveal_message = "More functions are available now; continue with the request."
 
     def state_check(self, model_backends: Mapping[str, Any], gt_backends: Mapping[str, Any]) -> dict:
         """Compare the backend instances after a turn (keyed by class name, like ``Episode.backends``)."""

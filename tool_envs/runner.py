@@ -29,7 +29,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from tool_envs.chat import ChatRenderer
 from tool_envs.executor import ERROR_PREFIX
 from tool_envs.parsing import ToolCallParseError, parse_tool_calls
-from tool_envs.runner_config import BFCL_REVEAL_MESSAGE, RunnerConfig  # noqa: F401 - re-exported
+from tool_envs.runner_config import RunnerConfig
 from tool_envs.tasks import Task
 from tool_envs.trajectory import (  # noqa: F401 - re-exported: the runner's public names
     STOP_DONE,
@@ -141,7 +141,7 @@ def _turn_messages(d: EpisodeData, t: int) -> list[dict]:
         schemas = [s for s in d.env.tools if s["function"]["name"] in revealed]
         users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
         if not users:
-            msgs.append({"role": "user", "content": d.config.reveal_message})
+            msgs.append({"role": "user", "content": d.config.reveal_message or d.env.hook.reveal_message})
             users = [len(msgs) - 1]
         if schemas:
             tools_text = "\n".join(json.dumps(s, ensure_ascii=False) for s in schemas)

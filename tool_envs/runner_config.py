@@ -7,9 +7,6 @@ from typing import Any, Mapping
 from dipo_tools.config_utils import dataclass_from_mapping
 from tool_envs.parsing import FORMATS
 
-#: BFCL's fixed user message for a miss_func turn whose question is empty.
-BFCL_REVEAL_MESSAGE = "I have updated some more functions you can choose from. What about now?"
-
 @dataclass
 class RunnerConfig:
     """How one episode is rolled out.
@@ -38,7 +35,8 @@ class RunnerConfig:
         chat_template_kwargs: Extra template variables, e.g. ``{"enable_thinking": False}`` for Qwen3. Use
             the same values at evaluation.
         reveal_message: User message for a turn that reveals held-out tools (BFCL miss_func) but has no
-            user message of its own; defaults to BFCL's fixed sentence.
+            user message of its own. ``None``: the environment hook's (BFCL's fixed sentence for the BFCL
+            environments, a neutral one otherwise); set it to try another wording everywhere.
         reveal_template: How revealed tools are shown: appended to that turn's last user message, with
             ``{message}`` and ``{tools}`` (one JSON schema per line) placeholders. The system prompt is
             already tokenised, so new tools must travel in the conversation (as BFCL's prompting mode does).
@@ -63,7 +61,7 @@ class RunnerConfig:
     system_prompt: str | None = None
     pass_tools_to_template: bool = True
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    reveal_message: str = BFCL_REVEAL_MESSAGE
+    reveal_message: str | None = None
     reveal_template: str = "{message}\n\nNew functions are now available:\n<tools>\n{tools}\n</tools>"
     block_hidden_tools: bool = False
     stop_token_ids: list[int] | None = None

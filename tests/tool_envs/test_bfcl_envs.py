@@ -207,3 +207,5 @@ def test_reveal_message_is_bfcl_constant():
     from tool_envs.bfcl import MISSED_FUNCTION_MESSAGE
 
     assert MISSED_FUNCTION_MESSAGE == DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC
+    # the runner takes it from the environment's hook: every BFCL class names the BFCL hook
+    assert {load_env(cls).hook.reveal_message for cls in BFCL_V3_CLASSES} == {MISSED_FUNCTION_MESSAGE}

@@ -11,9 +11,10 @@ import pytest
 
 from tool_envs import Task, load_env
 from tool_envs.chat import ChatRenderer
+from tool_envs.bfcl import MISSED_FUNCTION_MESSAGE
+from tool_envs.hooks import GENERIC_HOOK
 from tool_envs.parsing import format_tool_calls
 from tool_envs.runner import (
-    BFCL_REVEAL_MESSAGE,
     STOP_DONE,
     STOP_MAX_ASSISTANT,
     STOP_MAX_STEPS,
@@ -395,12 +396,20 @@ def test_miss_func_tools_revealed_at_their_turn(tokenizer, counter_env):
     assert '"reset"' not in tok.decode(traj.prompt_ids)
     assert traj.turns[0][0].results[0].error and "unknown tool" in traj.turns[0][0].results[0].content
     reveal = tok.decode(runs(traj.response_mask, traj.response_ids, 0)[1])
-    assert BFCL_REVEAL_MESSAGE in reveal and '"name": "reset"' in reveal
+    assert GENERIC_HOOK.reveal_message in reveal and '"name": "reset"' in reveal
     assert traj.turns[1][0].results[0].content == "ok" and traj.final_state["Counter"]["value"] == 0
-    assert traj.messages[-4]["role"] == "user" and traj.messages[-4]["content"].startswith(BFCL_REVEAL_MESSAGE)
+    assert traj.messages[-4]["role"] == "user" and traj.messages[-4]["content"].startswith(GENERIC_HOOK.reveal_message)
     # Default (BFCL's rule): a hidden tool is not shown but still runs when the model guesses its name.
     traj = run(tok, counter_env, task, ScriptedModel(tok, model.replies))
     assert '"reset"' not in tok.decode(traj.prompt_ids) and traj.turns[0][0].results[0].content == "ok"
+
+
+def test_reveal_message_comes_from_the_environment_unless_configured(tokenizer, counter_env):
+    task = two_turn_task(turns=[[{"role": "user", "content": "Reset it."}], []], missed_functions={"1": ["reset"]})
+    replies = ["Later.", hermes(("reset", {})), "Reset."]
+    traj = run(tokenizer, counter_env, task, ScriptedModel(tokenizer, replies), reveal_message="Try again now.")
+    users = [m["content"] for m in traj.messages if m["role"] == "user"]
+    assert users[-1].startswith("Try again now.") and GENERIC_HOOK.reveal_message not in users[-1]
 
 
 def test_concurrent_episodes_are_independent(tiny_tokenizer, counter_env):
@@ -470,7 +479,8 @@ PINNED_SCENARIOS = {
     "reveal_on_empty_turn": (
         lambda: two_turn_task(turns=[[{"role": "user", "content": "Reset it."}], []],
                               missed_functions={"1": ["reset"]}),
-        ["No tool for that.", hermes(("reset", {})), "Done."], True, {}),
+        # pinned with BFCL's sentence, the default when it was pinned (now the BFCL hook's, not the runner's)
+        ["No tool for that.", hermes(("reset", {})), "Done."], True, {"reveal_message": MISSED_FUNCTION_MESSAGE}),
     "empty_turn_nothing_to_reveal": (
         lambda: two_turn_task(turns=[[{"role": "user", "content": "Add 2."}], [], [{"role": "user", "content": "Now?"}]]),
         [hermes(("add", {"amount": 2})), "Added.", "7."], True, {}),
