@@ -19,10 +19,6 @@ from dipo_tools.verl_ext.cpu.rollout import ROLLOUT_NAME, register as _register_
 
 MODULE = __name__
 
-#: glibc malloc settings of a CPU run's processes: one heap arena (threads share it; with mmap off a
-#: thread arena could not hold a GB tensor), no mmap for big blocks, no trimming of freed memory
-MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}
-
 #: environment of every process of a CPU run (Ray passes it to its workers)
 ENV = {
     "VERL_PLATFORM": PLATFORM_NAME,
@@ -30,9 +26,12 @@ ENV = {
     "VERL_ENGINE_DEVICE": "cuda",
     "TOKENIZERS_PARALLELISM": "false",
     # glibc serves each logits tensor (tokens x vocabulary floats, GBs) from a fresh mmap and unmaps it on
-    # free, so every log-prob pass faults all its pages in again: most of a CPU step was kernel time. One
-    # arena that never returns memory reuses the same pages instead (no effect outside glibc).
-    **MALLOC_ENV,
+    # free, so every log-prob pass faults all its pages in again: most of a CPU step was kernel time. Keep
+    # freed memory for reuse: no mmap, no trimming, and one arena (verl computes on a non-main thread, whose
+    # arena cannot hold a GB block without mmap). No effect outside glibc.
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
 }
 
 
