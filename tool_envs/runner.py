@@ -141,7 +141,10 @@ def _turn_messages(d: EpisodeData, t: int) -> list[dict]:
         schemas = [s for s in d.env.tools if s["function"]["name"] in revealed]
         users = [i for i, m in enumerate(msgs) if m.get("role") == "user"]
         if not users:
-            msgs.append({"role": "user", "content": d.config.reveal_message or d.env.hook.reveal_message})
+            message = d.config.reveal_message
+            if message is None:
+                message = d.env.hook.reveal_message
+            msgs.append({"role": "user", "content": message})
             users = [len(msgs) - 1]
         if schemas:
             tools_text = "\n".join(json.dumps(s, ensure_ascii=False) for s in schemas)

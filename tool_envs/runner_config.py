@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from dipo_tools.config_utils import dataclass_from_mapping
 from tool_envs.parsing import FORMATS
 
+
 @dataclass
 class RunnerConfig:
     """How one episode is rolled out.

@@ -10,8 +10,8 @@ import textwrap
 import pytest
 
 from tool_envs import Task, load_env
-from tool_envs.chat import ChatRenderer
 from tool_envs.bfcl import MISSED_FUNCTION_MESSAGE
+from tool_envs.chat import ChatRenderer
 from tool_envs.hooks import GENERIC_HOOK
 from tool_envs.parsing import format_tool_calls
 from tool_envs.runner import (
