@@ -13,6 +13,7 @@ import enum
 import functools
 import inspect
 import pickle
+import time
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -227,6 +228,8 @@ class Episode:
         self._hidden = set(view.hidden) & set(env._owner)
         self.history: list[tuple[ToolCall, ToolResult]] = []
         self.broken: str | None = None
+        # The worker pool serves older episodes first when every worker is busy (see tool_envs.procpool).
+        self.created = time.monotonic()
 
     # --- tool visibility (BFCL miss_func: functions held out until a later turn) ---------------------
 
@@ -299,7 +302,7 @@ class Episode:
             req = self._request([])
             if not isinstance(req, str):
                 pool = self.env._process_pool()
-                out = pool.run(req[0], flat, self._call_limits(), self.limits.call_timeout_s)
+                out = pool.run(req[0], flat, self._call_limits(), self.limits.call_timeout_s, self.created)
                 if out.state is not None:
                     self._set_blob(out.state)
                     done = iter(out.results)
@@ -442,10 +445,10 @@ class Episode:
         if isinstance(req, str):
             return req
         pool = self.env._process_pool()
-        out = pool.run(req[0], req[1], self._call_limits(), self.limits.call_timeout_s)
+        out = pool.run(req[0], req[1], self._call_limits(), self.limits.call_timeout_s, self.created)
         fix = self._after_failure(req, out)
         if fix is not None:
-            self._settle(pool.run(req[0], fix, self._call_limits(), self.limits.call_timeout_s), out)
+            self._settle(pool.run(req[0], fix, self._call_limits(), self.limits.call_timeout_s, self.created), out)
         return out
 
     async def _pool_arun(self, items: list) -> "RunOutcome | str":
@@ -453,10 +456,10 @@ class Episode:
         if isinstance(req, str):
             return req
         pool = await self.env._aprocess_pool()
-        out = await pool.arun(req[0], req[1], self._call_limits(), self.limits.call_timeout_s)
+        out = await pool.arun(req[0], req[1], self._call_limits(), self.limits.call_timeout_s, self.created)
         fix = self._after_failure(req, out)
         if fix is not None:
-            self._settle(await pool.arun(req[0], fix, self._call_limits(), self.limits.call_timeout_s), out)
+            self._settle(await pool.arun(req[0], fix, self._call_limits(), self.limits.call_timeout_s, self.created), out)
         return out
 
     def _after_failure(self, req: tuple[bytes, list], out: RunOutcome) -> list | None:

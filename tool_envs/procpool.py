@@ -20,8 +20,12 @@ Design (documented for users in ``tool_envs/README.md``):
   The zygote ignores ``SIGCHLD`` so the kernel reaps killed workers (no zombies) and runs in its own session
   so a Ctrl-C in the terminal reaches only the trainer. It exits when the trainer closes its socket
   (including when the trainer dies); workers get ``SIGKILL`` when the zygote exits (``PR_SET_PDEATHSIG``).
-* **Bounded pool.** At most ``max_workers`` workers; callers wait for an idle one in FIFO order. A killed
-  worker frees its slot; a replacement is forked when the next request needs one.
+* **Bounded pool.** At most ``max_workers`` workers. When all are busy, callers wait and the one with the
+  lowest ``priority`` is served next (episodes pass their creation time, so the oldest episode goes first;
+  ties and callers without a priority are served in arrival order). Served in plain request order, an
+  episode held back by a timed-out call would queue each of its remaining messages behind a request of
+  every younger episode and finish last by far; a training step lasts as long as its slowest episode.
+  A killed worker frees its slot; a replacement is forked when the next request needs one.
 * **Sync and async callers.** :meth:`ProcessPool.run` blocks the calling thread (reward replays, the CLI);
   :meth:`ProcessPool.arun` waits on the worker's socket with the running event loop (``add_reader``), so
   the loop keeps serving other episodes while a call runs.
@@ -41,9 +45,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import collections
 import ctypes
+import heapq
 import importlib
+import itertools
 import math
 import mmap
 import os
@@ -451,7 +456,8 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._count = 0  # live workers + slots being forked
-        self._waiters: collections.deque = collections.deque()
+        self._waiters: list = []  # heap of (priority, arrival, waiter)
+        self._arrivals = itertools.count()
         self._zygote: _Zygote | None = None
         self._zygote_lock = threading.Lock()
         self._preloaded: set[str] = set()
@@ -493,24 +499,28 @@ class ProcessPool:
             return _SPAWN
         return None
 
-    def _acquire(self) -> _Worker:
+    def _wait_in_line(self, priority: float | None, waiter: Any) -> None:
+        """Under the lock: queue ``waiter``; no priority means behind every prioritised caller."""
+        heapq.heappush(self._waiters, (math.inf if priority is None else priority, next(self._arrivals), waiter))
+
+    def _acquire(self, priority: float | None = None) -> _Worker:
         with self._lock:
             got = self._lease_now()
             if got is None:
                 waiter = [threading.Event(), None]
-                self._waiters.append(waiter)
+                self._wait_in_line(priority, waiter)
         if got is None:
             waiter[0].wait()
             got = waiter[1]
         return self._materialize(got)
 
-    async def _aacquire(self) -> _Worker:
+    async def _aacquire(self, priority: float | None = None) -> _Worker:
         loop = asyncio.get_running_loop()
         with self._lock:
             got = self._lease_now()
             if got is None:
                 fut = loop.create_future()
-                self._waiters.append((loop, fut))
+                self._wait_in_line(priority, (loop, fut))
         if got is None:
             got = await fut
         if got is _SPAWN:
@@ -531,9 +541,9 @@ class ProcessPool:
             raise
 
     def _hand_over(self, item: Any) -> bool:
-        """Under the lock: give ``item`` (a worker or ``_SPAWN``) to the first waiter; False if none waits."""
+        """Under the lock: give ``item`` (a worker or ``_SPAWN``) to the next waiter; False if none waits."""
         while self._waiters:
-            waiter = self._waiters.popleft()
+            waiter = heapq.heappop(self._waiters)[2]
             if isinstance(waiter, list):
                 waiter[1] = item
                 waiter[0].set()
@@ -597,10 +607,12 @@ class ProcessPool:
             else:
                 out.failed_at, out.failure, out.message = len(out.results), "state", rest[0]
 
-    def run(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None) -> RunOutcome:
-        """Run ``calls`` on ``blob`` in a worker, blocking this thread; each call gets ``timeout`` seconds."""
+    def run(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None,
+            priority: float | None = None) -> RunOutcome:
+        """Run ``calls`` on ``blob`` in a worker, blocking this thread; each call gets ``timeout`` seconds.
+        ``priority``: when every worker is busy, lower values are served first (see the module docstring)."""
         for attempt in range(self.max_workers + 1):  # every idle worker may have died meanwhile
-            worker = self._acquire()
+            worker = self._acquire(priority)
             out = RunOutcome()
             try:
                 if not self._send(worker, blob, calls, limits, retry=attempt < self.max_workers):
@@ -622,11 +634,12 @@ class ProcessPool:
             return out
         raise AssertionError("unreachable: the last attempt never retries")
 
-    async def arun(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None) -> RunOutcome:
+    async def arun(self, blob: bytes, calls: list, limits: CallLimits, timeout: float | None,
+                   priority: float | None = None) -> RunOutcome:
         """Like :meth:`run`, but waits on the worker's socket with the running event loop."""
         loop = asyncio.get_running_loop()
         for attempt in range(self.max_workers + 1):  # every idle worker may have died meanwhile
-            worker = await self._aacquire()
+            worker = await self._aacquire(priority)
             out = RunOutcome()
             try:
                 if not self._send(worker, blob, calls, limits, retry=attempt < self.max_workers):
@@ -695,7 +708,7 @@ class ProcessPool:
         """In a forked child: drop the parent's workers without touching them (they are the parent's)."""
         for w in self._idle:
             w.close()
-        self._idle, self._count, self._waiters, self._closed = [], 0, collections.deque(), True
+        self._idle, self._count, self._waiters, self._closed = [], 0, [], True
         if self._zygote is not None:
             try:
                 self._zygote.sock.close()

@@ -240,6 +240,32 @@ def test_pool_is_bounded_and_sized_by_config(lab):
         configure_executor(process_workers=old)
 
 
+def test_a_busy_pool_serves_the_oldest_episode_first(lab):
+    """An episode held back (by a timed-out call, say) does not queue behind a request of every younger episode."""
+    old = executor_config().process_workers
+    configure_executor(process_workers=1)
+    try:
+        env = lab("process", call_timeout_s=10)
+        episodes = [env.new_episode() for _ in range(3)]  # created oldest first
+        blocker = env.new_episode()
+        served = []
+
+        async def call(i: int, delay: float):
+            await asyncio.sleep(delay)
+            await episodes[i].aexecute([ToolCall("note", {"text": str(i)})])
+            served.append(i)
+
+        async def main():
+            # The single worker naps while the episodes ask for it, youngest first.
+            await asyncio.gather(blocker.aexecute([ToolCall("nap", {"seconds": 0.6})]),
+                                 call(2, 0.1), call(1, 0.2), call(0, 0.3))
+
+        asyncio.run(main())
+        assert served == [0, 1, 2]
+    finally:
+        configure_executor(process_workers=old)
+
+
 def test_memory_limit_fails_the_call_not_the_worker(lab):
     ep = lab("process", call_timeout_s=20, memory_mb=256).new_episode()
     big, ok = ep.execute([ToolCall("hog", {"mb": 1024}), ToolCall("note", {"text": "still here"})])
