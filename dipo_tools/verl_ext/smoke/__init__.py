@@ -208,6 +208,11 @@ def smoke_overrides(config: DictConfig, smoke: SmokeConfig, *, model: pathlib.Pa
         f"data.train_batch_size={smoke.prompts_per_step}",
         f"data.max_response_length={smoke.response_length}",
         "data.dataloader_num_workers=0",
+        # datasets starts a process pool for num_proc=1 too and pickles the tokenizer into it: verl's
+        # over-long prompt filter took 14 s for 8 rows. null filters in this process.
+        "data.filter_overlong_prompts_workers=null",
+        # the dashboard's head starts ~10 Python processes that compete with verl's start-up for 2 cores
+        "+ray_kwargs.ray_init.include_dashboard=false",
         f"actor_rollout_ref.rollout.n={smoke.samples_per_prompt}",
         "actor_rollout_ref.rollout.val_kwargs.n=1",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={smoke.prompts_per_step}",
