@@ -78,8 +78,9 @@ class SmokeConfig:
             to the longest sequence of the smoke data (its longest rendered prompt + ``response_length``)
             when that is longer. It sets the run's memory and most of its time: a micro-batch's logits
             are ``tokens × vocabulary`` floats (151,936 for Qwen), ~6 such tensors live at the peak, and
-            every GB a process touches for the first time costs seconds on a VM. 1024 keeps the peak near
-            4 GB; 4096 made it 14 GB and the first step of each process 3-5 times slower.
+            every GB a process touches for the first time costs seconds on a VM. 256 holds one or two short
+            sequences (math's first actor update: 3 s, against 12 s at 1024 and far more at 4096, whose peak
+            was 14 GB); longer sequences run one per micro-batch.
         resume: Resume from the step-2 checkpoint in a new process for a 3rd step (proves checkpoint, PPL-queue
             and dataloader restore). ``false`` stops after the 2 steps and the checkpoint save, saving a
             whole verl start-up (minutes on CPU): for a CI budget, when another track already proves resume.
@@ -92,7 +93,7 @@ class SmokeConfig:
     samples_per_prompt: int = 2
     response_length: int = 48
     lr: float = 1e-3
-    max_token_len_per_gpu: int = 1024
+    max_token_len_per_gpu: int = 256
     resume: bool = True
 
     def __post_init__(self) -> None:
