@@ -304,6 +304,10 @@ def _se_diff(s: dict, n: int) -> float:
     return math.sqrt(_se(s["s0"], n) ** 2 + _se(s["s1"], n) ** 2)
 
 
+#: the seeded study that answers what one demo run cannot (``dipo sweep --config configs/sweeps/dipo_study.yaml``)
+STUDY = "docs/results/dipo_study/README.md"
+
+
 def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
     """Plain-language reading generated from the numbers, with the held-out noise level stated."""
     out = []
@@ -326,7 +330,7 @@ def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
             sig = "larger" if abs(diff) > 2 * se else "smaller"
             out.append(f"- Final held-out success differs by {diff:+.3f} (DiPO - GRPO); the binomial standard error of "
                        f"that difference over {n_eval} distinct held-out texts is about {se:.3f}, so the gap is {sig} than two "
-                       f"standard errors. One seed on a tiny model: treat it as a smoke signal, not evidence.")
+                       f"standard errors. One seed cannot rank the algorithms: {STUDY} compares them over seeds, paired.")
         if math.isfinite(d["nz"]) and math.isfinite(d["nz_grpo"]):
             out.append(f"- Gradient recovered by BRR: in the DiPO run {_fmt(d['nz'])} of responses had a non-zero "
                        f"advantage, versus {_fmt(d['nz_grpo'])} that GRPO's normalisation alone would give on the same "
@@ -342,6 +346,8 @@ def _honest_reading(summary: dict[str, dict], n_eval: int) -> list[str]:
     if noise:
         out.append(f"- Held-out success of {', '.join(noise)} moved by less than two standard errors: in this run the RL "
                    "phase of that algorithm is not shown to improve success on unseen requests.")
+    out.append(f"- Whether DiPO helps, and when: {STUDY} (DiPO, GRPO, DAPO and the paper's ablations over 5 seeds, "
+               "paired differences with confidence intervals, the entropy predictions checked).")
     out.append("- Noise: one seed per algorithm, greedy evaluation; the standard errors above are binomial over the "
                "held-out tasks only and do not include seed-to-seed variation of training.")
     if "dapo" in summary:
