@@ -114,8 +114,30 @@ def test_ctrl_c_prints_the_last_checkpoint_and_the_resume_command(tmp_path):
         time.sleep(0.5)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # still running: fail with every thread's stack (see dipo_tools.cli.main)
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(5)
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"dipo train did not stop within 120 s of Ctrl-C; its stacks:\n{err[-20000:]}") from None
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert f"[dipo] interrupted: the last checkpoint is {out_dir / 'checkpoints'}/step_" in err
     assert f"[dipo] resume with: dipo train --config {cfg} " in err and err.rstrip().endswith("trainer.resume=auto")
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_command_goes_on():
+    import pathlib
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "dipo_tools.cli", "sweep", "--config", "configs/sweeps/dipo_study.yaml",
+                             "--dry-run"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=str(pathlib.Path(__file__).resolve().parents[2]))
+    time.sleep(2.0)  # inside the command (its imports take longer than this)
+    proc.send_signal(signal.SIGUSR1)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert 'File "' in err and "dipo_tools/cli.py" in err and "in main" in err
