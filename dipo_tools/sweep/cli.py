@@ -4,6 +4,9 @@
     dipo sweep --config ... --dry-run                             list the runs, what is done, a time estimate
     dipo sweep --config ... --report-only                         rebuild RESULTS.md from finished runs
     dipo sweep --config ... --seeds 0,1 --tasks inventory         run a part of the grid
+    dipo sweep --config ... --export docs/results/study           copy finished runs' records and the report
+                                                                  (no weights); copy its runs/ back into an
+                                                                  output_dir to resume around them
     dipo sweep --config ... parallel=2 output_dir=/tmp/s          override fields of the sweep file
 """
 from __future__ import annotations
@@ -22,6 +25,9 @@ def register_cli(sub) -> None:
     p.add_argument("--tasks", default=None, help="comma list: run only these tasks")
     p.add_argument("--variants", default=None, help="comma list: run only these variants")
     p.add_argument("--seeds", default=None, help="comma list: run only these seeds")
+    p.add_argument("--export", default=None, metavar="DIR",
+                   help="after the report, copy every finished run's record (config, metrics, done.json) and the "
+                        "report into DIR: small enough to commit, enough to rebuild the report or resume")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (summary lines only)")
     p.set_defaults(func=cmd_sweep)
 
@@ -42,7 +48,7 @@ def _subset(text: str | None, allowed, what: str, cast=str):
 def cmd_sweep(args) -> int:
     # imported here, not at the top: `dipo sweep --help` would load matplotlib (8 s measured under load)
     from dipo_tools.sweep.report import build_report
-    from dipo_tools.sweep.runner import DONE, Interrupted, describe, execute, plan, prepare
+    from dipo_tools.sweep.runner import DONE, UNNEEDED, Interrupted, describe, execute, export_records, plan, prepare
     from dipo_tools.sweep.spec import SweepError, load_sweep
 
     try:
@@ -66,10 +72,13 @@ def cmd_sweep(args) -> int:
                   f"(finished runs are kept; the others resume from their newest checkpoint).", file=sys.stderr)
             build_report(spec, plan(spec))
             return 130
-        failed = {k: v for k, v in counts.items() if k != DONE}
+        failed = {k: v for k, v in counts.items() if k not in (DONE, UNNEEDED)}
         if failed:
             print(f"[sweep] not finished: {failed}; see the log.txt of each failed job, then run the same command again",
                   file=sys.stderr)
     report = build_report(spec, plan(spec))
     print(f"[sweep] results: {report}")
-    return 0 if args.report_only or all(j.state == DONE for j in jobs) else 1
+    if args.export:
+        n = export_records(plan(spec), spec, args.export)
+        print(f"[sweep] exported {n} finished run record(s) and the report to {args.export}")
+    return 0 if args.report_only or all(j.state in (DONE, UNNEEDED) for j in jobs) else 1

@@ -5,15 +5,19 @@ Every job moves through one state machine, kept in memory and mirrored on disk b
     PENDING --(its warm-up is DONE)--> READY --(a slot is free)--> RUNNING --(exit 0)--> DONE
                                                                            \\--(exit != 0)--> FAILED
     PENDING --(its warm-up FAILED)--> BLOCKED
+    PENDING --(a warm-up whose runs are all DONE)--> UNNEEDED
 
 On disk a job is DONE when its folder holds ``done.json``; nothing else counts, so an interrupted job
 (killed, crashed, machine rebooted) is simply run again and resumes from its newest checkpoint. A job
 folder whose ``job.json`` describes a different configuration is refused, never silently reused.
+A warm-up is only run for runs that still need it: finished runs copied in from elsewhere (``--export``)
+do not bring their multi-minute warm-ups back.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +35,10 @@ from dipo_tools.sweep.layout import DONE_FILE, EXIT_LOCKED, JOB_FILE
 
 CONFIG_FILE = "config.yaml"
 PENDING, READY, RUNNING, DONE, FAILED, BLOCKED = "pending", "ready", "running", "done", "failed", "blocked"
+UNNEEDED = "unneeded"  # a warm-up whose runs are all finished
+FINISHED = (DONE, FAILED, BLOCKED, UNNEEDED)
+# What a finished job's record is: enough to rebuild the report and to resume the sweep around it.
+RECORD_FILES = (JOB_FILE, DONE_FILE, "metrics.jsonl", CONFIG_FILE)
 # Config sections that decide the warm-up's result: runs that agree on them share one warm-up.
 WARMUP_SECTIONS = ("model", "data", "sft", "rollout")
 
@@ -128,6 +136,9 @@ def prepare(spec: SweepSpec, jobs: list[Job]) -> None:
         if os.path.exists(os.path.join(job.dir, DONE_FILE)):
             job.state = DONE
             job.seconds = _done_info(job).get("seconds", 0.0)
+    for warm in (j for j in jobs if j.kind == "warmup" and j.state != DONE):
+        if all(j.state == DONE for j in jobs if j.warmup is warm):
+            warm.state = UNNEEDED
     with open(os.path.join(os.path.abspath(spec.output_dir), "sweep.json"), "w", encoding="utf-8") as fh:
         json.dump(spec_dict(spec), fh, indent=1, default=str)
 
@@ -184,7 +195,7 @@ class Estimator:
     def remaining(self, jobs: list[Job]) -> float | None:
         total = 0.0
         for j in jobs:
-            if j.state in (DONE, FAILED, BLOCKED):
+            if j.state in FINISHED:
                 continue
             per = self._avg(j.kind, j.task)
             if per is None:
@@ -261,7 +272,7 @@ def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Calla
         if j.state == DONE:
             est.observe(j, _done_info(j).get("seconds", 0.0))
     n_total = len(jobs)
-    overall = tqdm(total=n_total, initial=sum(j.state == DONE for j in jobs), desc=f"sweep {spec.name}",
+    overall = tqdm(total=n_total, initial=sum(j.state in (DONE, UNNEEDED) for j in jobs), desc=f"sweep {spec.name}",
                    unit="job", position=0, dynamic_ncols=True, disable=not progress)
     say = echo or (overall.write if progress else print)
     bars: dict[str, object] = {}
@@ -308,7 +319,7 @@ def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Calla
                     j.state = DONE
                     est.observe(j, j.seconds)
                     overall.update(1)
-                    say(_summary_line(j, sum(x.state == DONE for x in jobs), n_total, est.remaining(jobs)))
+                    say(_summary_line(j, sum(x.state in (DONE, UNNEEDED) for x in jobs), n_total, est.remaining(jobs)))
                 else:
                     j.state = FAILED
                     why = "is being run by another process" if rc == EXIT_LOCKED else f"failed (exit {rc})"
@@ -317,7 +328,7 @@ def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Calla
             eta = est.remaining(jobs)
             overall.set_postfix_str(f"running {sum(j.state == RUNNING for j in jobs)}, "
                                     f"ETA {_fmt_time(eta) if eta is not None else 'after the first jobs'}")
-            if all(j.state in (DONE, FAILED, BLOCKED) for j in jobs):
+            if all(j.state in FINISHED for j in jobs):
                 break
             time.sleep(poll_seconds)
     except BaseException:
@@ -373,10 +384,35 @@ def describe(spec: SweepSpec, jobs: list[Job]) -> list[str]:
              f"{len(warms)} warm-ups; {spec.parallel} at a time, {spec.threads_per_run} thread(s) each",
              f"output: {os.path.abspath(spec.output_dir)}",
              f"done: {sum(j.state == DONE for j in trains)}/{len(trains)} runs, "
-             f"{sum(j.state == DONE for j in warms)}/{len(warms)} warm-ups"]
+             f"{sum(j.state == DONE for j in warms)}/{len(warms)} warm-ups"
+             + (f" ({sum(j.state == UNNEEDED for j in warms)} not needed: their runs are finished)"
+                if any(j.state == UNNEEDED for j in warms) else "")]
     eta = est.remaining(jobs)
     lines.append(f"estimated remaining wall time: {_fmt_time(eta)}" if eta is not None else
                  "estimated remaining wall time: unknown until a warm-up and a run of each task have finished")
     for j in trains:
         lines.append(f"  {j.state:8s} {j.label}: {j.total_steps} steps, overrides {' '.join(j.overrides)}")
     return lines
+
+
+def export_records(jobs: list[Job], spec: SweepSpec, dest: str) -> int:
+    """Copy the record of every finished job (its job, done, metrics and config files; no checkpoints, no
+    weights) into ``dest`` under the sweep's own layout, with the report files when present. Returns how many
+    jobs were copied. Copying ``dest``'s ``runs/`` back into an output_dir resumes the sweep around them."""
+    out = os.path.abspath(spec.output_dir)
+    n = 0
+    for job in jobs:
+        if job.kind != "train" or not os.path.exists(os.path.join(job.dir, DONE_FILE)):
+            continue
+        target = os.path.join(dest, os.path.relpath(job.dir, out))
+        os.makedirs(target, exist_ok=True)
+        for name in RECORD_FILES:
+            if os.path.exists(os.path.join(job.dir, name)):
+                shutil.copyfile(os.path.join(job.dir, name), os.path.join(target, name))
+        n += 1
+    for name in ("RESULTS.md", "results.csv", "paired.csv", "runs.csv"):
+        if os.path.exists(os.path.join(out, name)):
+            shutil.copyfile(os.path.join(out, name), os.path.join(dest, name))
+    if os.path.isdir(os.path.join(out, "plots")):
+        shutil.copytree(os.path.join(out, "plots"), os.path.join(dest, "plots"), dirs_exist_ok=True)
+    return n

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,3 +179,29 @@ def test_dry_run_and_a_changed_config_is_refused(sweep, capsys):
     assert main(["sweep", "--config", cfg, "--dry-run", "overrides=[actor.lr=0.002]"]) == 2
     err = capsys.readouterr().err
     assert "another configuration" in err and "new output_dir" in err
+
+
+@pytest.mark.slow
+def test_exported_records_rebuild_the_report_and_resume_without_warmups(sweep, tmp_path, capsys):
+    """`--export` keeps what a commit can hold (no weights); a fresh output_dir seeded with it is finished."""
+    cfg = str(sweep["root"] / "sweep.yaml")
+    export = tmp_path / "export"
+    assert main(["sweep", "--config", cfg, "--report-only", "--export", str(export)]) == 0
+    assert "exported 4 finished run record(s)" in capsys.readouterr().out
+    files = {str(p.relative_to(export)) for p in export.rglob("*") if p.is_file()}
+    assert {"runs/inv/dipo/seed_1/metrics.jsonl", "runs/inv/grpo/seed_0/done.json", "results.csv",
+            "RESULTS.md", "plots/inv_eval_success.png"} <= files
+    assert not any(f.endswith((".pt", ".safetensors")) or "checkpoints" in f or "warmup" in f for f in files)
+
+    fresh = tmp_path / "fresh"
+    os.makedirs(fresh)
+    shutil.copytree(export / "runs", fresh / "runs")
+    again = [cfg, f"output_dir={fresh}"]
+    assert main(["sweep", "--config", again[0], again[1], "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "done: 4/4 runs, 0/2 warm-ups (2 not needed" in text and "remaining wall time: 0m00s" in text
+    # a real run starts nothing (no warm-up is recomputed for finished runs) and rebuilds the same table
+    assert main(["sweep", "--config", again[0], again[1], "--no-progress"]) == 0
+    assert not (fresh / "warmup").exists() or not any((fresh / "warmup").rglob("log.txt"))
+    assert _csv(fresh / "results.csv") == _csv(sweep["out"] / "results.csv")
+    assert _csv(fresh / "paired.csv") == _csv(sweep["out"] / "paired.csv")
