@@ -302,7 +302,7 @@ class Episode:
             req = self._request([])
             if not isinstance(req, str):
                 pool = self.env._process_pool()
-                out = pool.run(req[0], flat, self._call_limits(), self.limits.call_timeout_s, self.created)
+                out = pool.run(req[0], flat, *self._pool_terms())
                 if out.state is not None:
                     self._set_blob(out.state)
                     done = iter(out.results)
@@ -422,6 +422,11 @@ class Episode:
 
     # --- process isolation ---------------------------------------------------------------------------
 
+    def _pool_terms(self) -> tuple[CallLimits, float, float]:
+        """What every pool request of this episode carries: its limits, its deadline, and its place in line
+        (the episode's creation time: the oldest episode is served first, so none starves)."""
+        return self._call_limits(), self.limits.call_timeout_s, self.created
+
     def _call_limits(self) -> CallLimits:
         lim = self.limits
         cpu = lim.cpu_time_s if lim.cpu_time_s is not None else lim.call_timeout_s
@@ -445,10 +450,10 @@ class Episode:
         if isinstance(req, str):
             return req
         pool = self.env._process_pool()
-        out = pool.run(req[0], req[1], self._call_limits(), self.limits.call_timeout_s, self.created)
+        out = pool.run(req[0], req[1], *self._pool_terms())
         fix = self._after_failure(req, out)
         if fix is not None:
-            self._settle(pool.run(req[0], fix, self._call_limits(), self.limits.call_timeout_s, self.created), out)
+            self._settle(pool.run(req[0], fix, *self._pool_terms()), out)
         return out
 
     async def _pool_arun(self, items: list) -> "RunOutcome | str":
@@ -456,10 +461,10 @@ class Episode:
         if isinstance(req, str):
             return req
         pool = await self.env._aprocess_pool()
-        out = await pool.arun(req[0], req[1], self._call_limits(), self.limits.call_timeout_s, self.created)
+        out = await pool.arun(req[0], req[1], *self._pool_terms())
         fix = self._after_failure(req, out)
         if fix is not None:
-            self._settle(await pool.arun(req[0], fix, self._call_limits(), self.limits.call_timeout_s, self.created), out)
+            self._settle(await pool.arun(req[0], fix, *self._pool_terms()), out)
         return out
 
     def _after_failure(self, req: tuple[bytes, list], out: RunOutcome) -> list | None:
