@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import tempfile
+
+# A suite started in the background of a non-interactive shell (`make test &`) inherits SIGINT *ignored*, and
+# so would every `dipo` process a test starts: the Ctrl-C tests would hang. A handler installed here is reset
+# to the default on exec, so the processes the tests start get Ctrl-C as a terminal delivers it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Nothing in the suite may reach a model or data hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
