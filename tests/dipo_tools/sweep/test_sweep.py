@@ -73,17 +73,37 @@ def sweep(tmp_path_factory):
     cmd = [sys.executable, "-m", "dipo_tools.cli", "sweep", "--config", str(root / "sweep.yaml"), "--no-progress"]
     first = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done = lambda v, s: out / "runs" / "inv" / v / f"seed_{s}" / "done.json"  # noqa: E731
-    log = lambda v, s: out / "runs" / "inv" / v / f"seed_{s}" / "log.txt"  # noqa: E731
 
-    def running(v, s):
-        return not done(v, s).exists() and log(v, s).exists() and "attempt started" in log(v, s).read_text()
+    def worker_pid(v, s):
+        """The pid of the worker process running that job, or None."""
+        job_dir = str(out / "runs" / "inv" / v / f"seed_{s}").encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if b"dipo_tools.sweep.worker" in argv and job_dir in argv:
+                return int(pid)
+        return None
 
-    # interrupt while one run is finished and another is mid-way (under load both may end close together, so
-    # "one run done" alone does not guarantee a run is interrupted)
+    # Interrupt while one run is finished and another is mid-way. A 3-step run trains in under a second, so a
+    # run seen "running" may finish before the sweep acts on the signal: freeze it first (SIGSTOP), and the
+    # sweep's stop (SIGTERM, then SIGKILL after 10 s) surely interrupts it.
     deadline = time.time() + 600
-    while (not (any(done(v, s).exists() for v, s in RUNS) and any(running(v, s) for v, s in RUNS))
-           and first.poll() is None and time.time() < deadline):
+    frozen = None
+    while frozen is None and first.poll() is None and time.time() < deadline:
+        if any(done(v, s).exists() for v, s in RUNS):
+            for v, s in RUNS:
+                pid = worker_pid(v, s)
+                if pid is not None and not done(v, s).exists():
+                    os.kill(pid, signal.SIGSTOP)
+                    if done(v, s).exists():  # it finished just before the freeze
+                        os.kill(pid, signal.SIGCONT)
+                        continue
+                    frozen = (v, s)
+                    break
         time.sleep(0.1)
+    assert frozen is not None, "no run was caught mid-way"
     first.send_signal(signal.SIGINT)
     first_out, _ = first.communicate(timeout=120)
     finished_first = {(v, s): done(v, s).read_text() for v, s in RUNS if done(v, s).exists()}
