@@ -156,6 +156,12 @@ class RolloutConfig:
         tool_format: Tool-call syntax the model writes: ``hermes`` (``<tool_call>`` JSON), ``toolrl``, ``python``.
         system_prompt: Optional system prompt (the env/task one is used when None).
         max_batch: Largest generation batch; concurrent episodes are batched into one ``generate`` call.
+        reproducible_batches: True: a generation batch is formed only when every running episode waits for
+            the model, its rows in episode order, so a seed gives the same samples however long tool calls
+            take (what paired seeds and ``dipo sweep`` rely on); an episode whose tool call returned early
+            waits for the slowest call of the round (at most the tool-call timeout). False: the episodes that
+            are ready are served at once (faster when tool calls are slow or hang), but which episodes share
+            a batch, and so each one's random draws, depend on timing: runs of one seed differ.
         eval_temperature: 0 = greedy evaluation on held-out tasks.
         runner: The episode runner's ``tool_envs.runner.RunnerConfig``. Its ``tool_format``,
             ``max_assistant_turns``, ``max_response_tokens``, ``max_calls_per_turn``, ``system_prompt`` and
@@ -180,6 +186,7 @@ class RolloutConfig:
     tool_format: str = "hermes"
     system_prompt: Optional[str] = None
     max_batch: int = 128
+    reproducible_batches: bool = True
     eval_temperature: float = 0.0
     runner: Any = field(default_factory=dict)  # a RunnerConfig after __post_init__ (see the module docstring)
     tool_executor: Dict[str, Any] = field(default_factory=dict)

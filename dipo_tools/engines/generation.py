@@ -13,9 +13,10 @@ taken step by step (:func:`sample_with_logprobs`), so generation never holds mor
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,11 @@ class _Request:
     ids: list[int]
     max_new_tokens: int
     future: asyncio.Future = field(repr=False)
+    order: int = 0  # the episode's index in run_episodes: a batch's rows are sorted by it
+
+
+#: index of the episode (in :meth:`BatchedGenerator.run_episodes`) the current task belongs to
+_EPISODE_INDEX: contextvars.ContextVar[int] = contextvars.ContextVar("dipo_episode_index", default=0)
 
 
 class BatchedGenerator:
@@ -52,7 +58,10 @@ class BatchedGenerator:
         self.default_max_new_tokens = default_max_new_tokens
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self._pending: dict[str, list[_Request]] = {}
+        self._params: dict[str, dict] = {}
         self._flushing: set[str] = set()
+        self._round: list[int] | None = None  # [episodes still running] of run_episodes(lockstep=True), else None
+        self._releasing = False
         self.num_calls = 0  # generate() calls, for tests and benchmarks
         self.num_sequences = 0
         self.seconds = 0.0  # wall time inside generate_batch (for the step-time split)
@@ -65,11 +74,62 @@ class BatchedGenerator:
         key_params = {k: v for k, v in params.items() if k not in ("max_new_tokens", "max_tokens")}
         key = json.dumps(key_params, sort_keys=True, default=str)
         fut = asyncio.get_running_loop().create_future()
-        self._pending.setdefault(key, []).append(_Request(list(token_ids), max_new, fut))
-        if key not in self._flushing:
+        self._pending.setdefault(key, []).append(_Request(list(token_ids), max_new, fut, _EPISODE_INDEX.get()))
+        self._params[key] = key_params
+        if self._round is not None:
+            self._release_if_all_wait()
+        elif key not in self._flushing:
             self._flushing.add(key)
             asyncio.get_running_loop().create_task(self._flush(key, key_params))
         return await fut
+
+    async def run_episodes(self, episodes: Sequence[Awaitable], lockstep: bool = True) -> list:
+        """Run episode coroutines concurrently; their results in order.
+
+        ``lockstep=True`` makes sampling reproducible: a batch is generated only once every running episode
+        waits for the model, with its rows in episode order, so which episodes share a batch, and which random
+        draw each row gets, never depends on how long tool calls took. The price: an episode whose tool call
+        returned early waits for the slowest one of the round (bounded by the tool-call timeout).
+        ``lockstep=False`` batches whatever is pending when the event loop is idle (the ``__call__`` path).
+        """
+        if lockstep and self._round is not None:
+            raise RuntimeError("run_episodes(lockstep=True) is already running on this generator")
+        round_ = [len(episodes)] if lockstep else None
+        if round_ is not None:
+            self._round = round_
+
+        async def one(index: int, episode: Awaitable):
+            _EPISODE_INDEX.set(index)
+            try:
+                return await episode
+            finally:
+                if round_ is not None and self._round is round_:  # not after the round ended (an episode failed)
+                    round_[0] -= 1
+                    self._release_if_all_wait()  # the episodes still running may all be waiting now
+
+        tasks = [asyncio.ensure_future(one(i, e)) for i, e in enumerate(episodes)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:  # one episode failed: stop the others rather than leave them waiting on a batch
+                t.cancel()
+            raise
+        finally:
+            if round_ is not None and self._round is round_:
+                self._round = None
+
+    def _release_if_all_wait(self) -> None:
+        waiting = sum(not r.future.done() for v in self._pending.values() for r in v)  # not a cancelled episode's
+        if waiting and waiting >= self._round[0] and not self._releasing:
+            self._releasing = True
+            asyncio.get_running_loop().call_soon(self._release)
+
+    def _release(self) -> None:
+        """Generate every pending request: one batch per sampling-parameter set, rows in episode order."""
+        pending, self._pending = self._pending, {}
+        self._releasing = False
+        for key in sorted(pending):
+            self._serve(sorted(pending[key], key=lambda r: r.order), self._params[key])
 
     async def _flush(self, key: str, params: dict) -> None:
         # Let every other ready episode reach its generate() call before we batch.
@@ -80,6 +140,9 @@ class BatchedGenerator:
                 await asyncio.sleep(0)
         reqs = self._pending.pop(key, [])
         self._flushing.discard(key)
+        self._serve(reqs, params)
+
+    def _serve(self, reqs: list[_Request], params: dict) -> None:
         for i in range(0, len(reqs), self.max_batch):
             chunk = reqs[i:i + self.max_batch]
             try:

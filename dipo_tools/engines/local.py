@@ -167,6 +167,8 @@ class LocalEngine:
             coros = [run_episode(tokenizer=self.tokenizer, env=self.env_for(t), task=t, generate=gen,
                                  sampling_params=params, config=rc, renderer=renderer)
                      for t in tasks for _ in range(n)]
+            if isinstance(gen, BatchedGenerator):
+                return await gen.run_episodes(coros, lockstep=self.cfg.rollout.reproducible_batches)
             return await asyncio.gather(*coros)
 
         return list(asyncio.run(_all()))

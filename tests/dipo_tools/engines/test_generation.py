@@ -115,3 +115,67 @@ def test_min_tokens_holds_back_stop_tokens_only_for_choosing(tiny_tok):
     seq = torch.tensor([prompt + ids])
     ref, _ = token_logprobs(model, seq, torch.ones_like(seq), 1.0, keep=len(ids))
     assert torch.allclose(ref[0], torch.tensor(lps), atol=1e-5)  # still the policy's own log-probs
+
+
+def _two_turn_episodes(gen, tok, delays):
+    """Episodes that generate, wait ``delays[i]`` seconds (a tool call of that length), then generate again."""
+    import asyncio
+
+    params = {"temperature": 1.0, "stop_token_ids": []}
+
+    async def episode(i):
+        prompt = tok(f"<|im_start|>user\nAdd {i} apples<|im_end|>\n<|im_start|>assistant\n")["input_ids"]
+        first, _ = await gen(prompt, {**params, "max_tokens": 6})
+        await asyncio.sleep(delays[i])
+        second, lps = await gen(prompt + first, {**params, "max_tokens": 6})
+        return first, second, lps
+
+    return [episode(i) for i in range(len(delays))]
+
+
+def test_lockstep_batches_make_samples_independent_of_tool_call_timing(tiny_tok):
+    """Same seed, tool calls of other lengths: the same samples, because a batch waits for every episode and
+    its rows are in episode order. Batching whatever is ready instead gives other samples for other timings."""
+    import asyncio
+
+    from dipo_tools.models import build_tiny_model
+
+    model = build_tiny_model(tiny_tok, preset="test", seed=4)
+
+    def run(delays, lockstep):
+        gen = BatchedGenerator(model, tiny_tok)
+        torch.manual_seed(0)
+        out = asyncio.run(gen.run_episodes(_two_turn_episodes(gen, tiny_tok, delays), lockstep=lockstep))
+        return out, gen.num_calls
+
+    slow_last, slow_first = [0.0, 0.0, 0.02, 0.04, 0.06, 0.08], [0.08, 0.06, 0.04, 0.02, 0.0, 0.0]
+    a, calls_a = run(slow_last, lockstep=True)
+    b, calls_b = run(slow_first, lockstep=True)
+    assert a == b and calls_a == calls_b == 2  # one batch per round, however the tool calls interleave
+    c, calls_c = run(slow_last, lockstep=False)
+    d, _ = run(slow_first, lockstep=False)
+    assert calls_c > 2 and c != d  # the hazard the default removes
+
+
+def test_an_episode_that_fails_does_not_leave_the_others_waiting(tiny_tok):
+    import asyncio
+
+    from dipo_tools.models import build_tiny_model
+
+    model = build_tiny_model(tiny_tok, preset="test", seed=4)
+    gen = BatchedGenerator(model, tiny_tok)
+
+    async def broken():
+        raise ValueError("tool backend crashed")
+
+    async def main():
+        eps = _two_turn_episodes(gen, tiny_tok, [0.0, 0.01])
+        with pytest.raises(ValueError, match="crashed"):
+            await gen.run_episodes([*eps, broken()])
+        # the generator is usable again, and an episode that ends early does not stall the others
+        async def short():
+            return "done"
+        return await gen.run_episodes([short(), *_two_turn_episodes(gen, tiny_tok, [0.0, 0.02])])
+
+    out = asyncio.run(asyncio.wait_for(main(), timeout=60))
+    assert out[0] == "done" and len(out) == 3
