@@ -232,6 +232,19 @@ class _Progress:
         return self.FORMAT.unpack_from(self.map, 0)
 
 
+def call_deadline(board: tuple[int, int, float], number: int, sent: float, timeout: float) -> tuple[float, int]:
+    """The deadline of request ``number`` (sent at ``sent``) from a progress-board reading, and the running call.
+
+    The board is read while the worker may be writing it, so a reading can pair the new request number with
+    the previous start time (0.0 on a fresh worker): that would put the deadline in the past and kill a call
+    that just began. No call of a request starts before the request was sent, so an earlier time is stale.
+    """
+    req, index, started = board
+    if req != number:
+        return sent + timeout, -1
+    return max(started, sent) + timeout, index
+
+
 def _serve_request(conn: Connection, req: tuple, progress: _Progress) -> None:
     """Run one request and send every reply in one message (the progress board marks each call's start)."""
     _, number, sys_path, blob, calls, limits = req
@@ -373,8 +386,7 @@ class _Worker:
 
     def deadline(self, number: int, sent: float, timeout: float) -> tuple[float, int]:
         """When the running call of request ``number`` overruns, and its index (-1: not started yet)."""
-        req, index, started = self.progress.read()
-        return (started + timeout, index) if req == number else (sent + timeout, -1)
+        return call_deadline(self.progress.read(), number, sent, timeout)
 
     def kill(self) -> None:
         """SIGKILL through the pidfd (never hits a recycled pid). Not waited for: the zygote's kernel reaps

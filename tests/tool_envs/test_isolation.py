@@ -314,3 +314,16 @@ def test_a_worker_that_died_while_idle_is_replaced_transparently(lab):
     time.sleep(0.2)
     r = ep.execute([ToolCall("note", {"text": "b"})])[0]
     assert not r.error and json.loads(r.content) == {"log": ["a", "b"]}
+
+
+def test_a_stale_progress_reading_never_puts_a_deadline_in_the_past():
+    """The trainer reads the worker's progress board while the worker writes it; a reading that pairs the new
+    request number with the previous start time (0.0 on a fresh worker) killed a call that had just begun
+    (1 in 5 runs of the 64-episode BFCL test)."""
+    from tool_envs.procpool import call_deadline
+
+    sent = 1000.0
+    assert call_deadline((7, 0, 0.0), 7, sent, 10.0) == (sent + 10.0, 0)  # torn: request 7, fresh board's time
+    assert call_deadline((7, 2, 999.0), 7, sent, 10.0) == (sent + 10.0, 2)  # the previous request's start
+    assert call_deadline((7, 3, 1004.0), 7, sent, 10.0) == (1014.0, 3)  # a call that started after the send
+    assert call_deadline((6, 5, 990.0), 7, sent, 10.0) == (sent + 10.0, -1)  # not started yet
