@@ -48,7 +48,7 @@ def _subset(text: str | None, allowed, what: str, cast=str):
 def cmd_sweep(args) -> int:
     # imported here, not at the top: `dipo sweep --help` would load matplotlib (8 s measured under load)
     from dipo_tools.sweep.report import build_report
-    from dipo_tools.sweep.runner import DONE, UNNEEDED, Interrupted, describe, execute, export_records, plan, prepare
+    from dipo_tools.sweep.runner import SETTLED, Interrupted, describe, execute, export_records, plan, prepare
     from dipo_tools.sweep.spec import SweepError, load_sweep
 
     try:
@@ -72,7 +72,7 @@ def cmd_sweep(args) -> int:
                   f"(finished runs are kept; the others resume from their newest checkpoint).", file=sys.stderr)
             build_report(spec, plan(spec))
             return 130
-        failed = {k: v for k, v in counts.items() if k not in (DONE, UNNEEDED)}
+        failed = {k: v for k, v in counts.items() if k not in SETTLED}
         if failed:
             print(f"[sweep] not finished: {failed}; see the log.txt of each failed job, then run the same command again",
                   file=sys.stderr)
@@ -81,4 +81,4 @@ def cmd_sweep(args) -> int:
     if args.export:
         n = export_records(plan(spec), spec, args.export)
         print(f"[sweep] exported {n} finished run record(s) and the report to {args.export}")
-    return 0 if args.report_only or all(j.state in (DONE, UNNEEDED) for j in jobs) else 1
+    return 0 if args.report_only or all(j.state in SETTLED for j in jobs) else 1

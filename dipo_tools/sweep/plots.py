@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
 
 from dipo_tools.engines.metrics import series  # noqa: E402
 from dipo_tools.sweep import stats  # noqa: E402
+from dipo_tools.sweep.layout import PLOTS_DIR  # noqa: E402
 from dipo_tools.sweep.spec import SweepSpec  # noqa: E402
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:gray",
@@ -43,7 +44,7 @@ def _curve_band(spec: SweepSpec, runs: list[dict], key: str):
 
 def plot(spec: SweepSpec, records: list[dict], paired: list[dict], out_dir: str) -> list[tuple[str, str]]:
     """Curves over training per task and a forest plot of the paired differences; returns (path, title)."""
-    os.makedirs(os.path.join(out_dir, "plots"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, PLOTS_DIR), exist_ok=True)
     written = []
     for task in spec.tasks:
         for key in spec.curves:
@@ -65,7 +66,7 @@ def plot(spec: SweepSpec, records: list[dict], paired: list[dict], out_dir: str)
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=6, ncol=2)
                 fig.tight_layout()
-                name = f"plots/{task}_{key.replace('/', '_')}.png"
+                name = f"{PLOTS_DIR}/{task}_{key.replace('/', '_')}.png"
                 fig.savefig(os.path.join(out_dir, name), dpi=100)
                 written.append((name, title))
             plt.close(fig)
@@ -89,7 +90,7 @@ def plot(spec: SweepSpec, records: list[dict], paired: list[dict], out_dir: str)
             axes[0][0].set_yticks(range(len(pairs)), [f"{a} - {b}" for a, b in pairs])
             fig.suptitle(f"{task}: paired differences, {int(spec.confidence * 100)}% CI (red: excludes 0)", fontsize=8)
             fig.tight_layout()
-            name = f"plots/{task}_paired.png"
+            name = f"{PLOTS_DIR}/{task}_paired.png"
             fig.savefig(os.path.join(out_dir, name), dpi=100)
             written.append((name, f"{task}: paired differences"))
             plt.close(fig)

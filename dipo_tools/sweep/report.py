@@ -26,7 +26,7 @@ from dipo_tools.sweep import stats
 from dipo_tools.sweep.plots import plot
 from dipo_tools.sweep.runner import Job
 from dipo_tools.sweep.spec import REPO_ROOT as _ROOT, MetricSpec, ReachSpec, SweepSpec
-from dipo_tools.sweep.layout import DONE_FILE
+from dipo_tools.sweep.layout import DONE_FILE, PAIRED_CSV, RESULTS_CSV, RESULTS_MD, RUNS_CSV
 
 
 # --------------------------------------------------------------------------------------- per run values
@@ -309,13 +309,13 @@ def build_report(spec: SweepSpec, jobs: list[Job]) -> str:
     summary = summary_rows(spec, records)
     paired = paired_rows(spec, records)
     predictions = check_predictions(spec, paired)
-    _write_csv(os.path.join(out_dir, "runs.csv"),
+    _write_csv(os.path.join(out_dir, RUNS_CSV),
                [{"task": r["task"], "variant": r["variant"], "seed": r["seed"], **r["values"],
                  "seconds": r["seconds"]} for r in records])
-    _write_csv(os.path.join(out_dir, "results.csv"), summary)
-    _write_csv(os.path.join(out_dir, "paired.csv"), paired)
+    _write_csv(os.path.join(out_dir, RESULTS_CSV), summary)
+    _write_csv(os.path.join(out_dir, PAIRED_CSV), paired)
     plots = plot(spec, records, paired, out_dir) if records else []
-    path = os.path.join(out_dir, "RESULTS.md")
+    path = os.path.join(out_dir, RESULTS_MD)
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(markdown(spec, records, summary, paired, predictions, plots,
                           n_planned=sum(j.kind == "train" for j in jobs), timing=timing(jobs)))

@@ -31,12 +31,13 @@ from tqdm.auto import tqdm
 from dipo_tools.engines.config import ConfigError, config_to_dict, load_config
 from dipo_tools.engines.metrics import read_metrics, series
 from dipo_tools.sweep.spec import REPO_ROOT, SweepError, SweepSpec, fingerprint, spec_dict
-from dipo_tools.sweep.layout import DONE_FILE, EXIT_LOCKED, JOB_FILE
+from dipo_tools.sweep.layout import DONE_FILE, EXIT_LOCKED, JOB_FILE, PLOTS_DIR, REPORT_FILES
 
 CONFIG_FILE = "config.yaml"
 PENDING, READY, RUNNING, DONE, FAILED, BLOCKED = "pending", "ready", "running", "done", "failed", "blocked"
 UNNEEDED = "unneeded"  # a warm-up whose runs are all finished
-FINISHED = (DONE, FAILED, BLOCKED, UNNEEDED)
+SETTLED = (DONE, UNNEEDED)  # nothing left to do for the job
+FINISHED = (*SETTLED, FAILED, BLOCKED)
 # What a finished job's record is: enough to rebuild the report and to resume the sweep around it.
 RECORD_FILES = (JOB_FILE, DONE_FILE, "metrics.jsonl", CONFIG_FILE)
 # Config sections that decide the warm-up's result: runs that agree on them share one warm-up.
@@ -272,7 +273,7 @@ def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Calla
         if j.state == DONE:
             est.observe(j, _done_info(j).get("seconds", 0.0))
     n_total = len(jobs)
-    overall = tqdm(total=n_total, initial=sum(j.state in (DONE, UNNEEDED) for j in jobs), desc=f"sweep {spec.name}",
+    overall = tqdm(total=n_total, initial=sum(j.state in SETTLED for j in jobs), desc=f"sweep {spec.name}",
                    unit="job", position=0, dynamic_ncols=True, disable=not progress)
     say = echo or (overall.write if progress else print)
     bars: dict[str, object] = {}
@@ -319,7 +320,7 @@ def execute(spec: SweepSpec, jobs: list[Job], progress: bool = True, echo: Calla
                     j.state = DONE
                     est.observe(j, j.seconds)
                     overall.update(1)
-                    say(_summary_line(j, sum(x.state in (DONE, UNNEEDED) for x in jobs), n_total, est.remaining(jobs)))
+                    say(_summary_line(j, sum(x.state in SETTLED for x in jobs), n_total, est.remaining(jobs)))
                 else:
                     j.state = FAILED
                     why = "is being run by another process" if rc == EXIT_LOCKED else f"failed (exit {rc})"
@@ -380,13 +381,13 @@ def describe(spec: SweepSpec, jobs: list[Job]) -> list[str]:
     trains = [j for j in jobs if j.kind == "train"]
     warms = [j for j in jobs if j.kind == "warmup"]
     n = [len({getattr(j, k) for j in trains}) for k in ("task", "variant", "seed")]
+    n_unneeded = sum(j.state == UNNEEDED for j in warms)
     lines = [f"sweep {spec.name}: {n[0]} task(s) x {n[1]} variant(s) x {n[2]} seed(s) = {len(trains)} runs + "
              f"{len(warms)} warm-ups; {spec.parallel} at a time, {spec.threads_per_run} thread(s) each",
              f"output: {os.path.abspath(spec.output_dir)}",
              f"done: {sum(j.state == DONE for j in trains)}/{len(trains)} runs, "
              f"{sum(j.state == DONE for j in warms)}/{len(warms)} warm-ups"
-             + (f" ({sum(j.state == UNNEEDED for j in warms)} not needed: their runs are finished)"
-                if any(j.state == UNNEEDED for j in warms) else "")]
+             + (f" ({n_unneeded} not needed: their runs are finished)" if n_unneeded else "")]
     eta = est.remaining(jobs)
     lines.append(f"estimated remaining wall time: {_fmt_time(eta)}" if eta is not None else
                  "estimated remaining wall time: unknown until a warm-up and a run of each task have finished")
@@ -410,9 +411,9 @@ def export_records(jobs: list[Job], spec: SweepSpec, dest: str) -> int:
             if os.path.exists(os.path.join(job.dir, name)):
                 shutil.copyfile(os.path.join(job.dir, name), os.path.join(target, name))
         n += 1
-    for name in ("RESULTS.md", "results.csv", "paired.csv", "runs.csv"):
+    for name in REPORT_FILES:
         if os.path.exists(os.path.join(out, name)):
             shutil.copyfile(os.path.join(out, name), os.path.join(dest, name))
-    if os.path.isdir(os.path.join(out, "plots")):
-        shutil.copytree(os.path.join(out, "plots"), os.path.join(dest, "plots"), dirs_exist_ok=True)
+    if os.path.isdir(os.path.join(out, PLOTS_DIR)):
+        shutil.copytree(os.path.join(out, PLOTS_DIR), os.path.join(dest, PLOTS_DIR), dirs_exist_ok=True)
     return n
