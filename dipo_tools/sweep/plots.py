@@ -21,7 +21,12 @@ COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:b
 
 
 def _curve_band(spec: SweepSpec, runs: list[dict], key: str):
-    """Mean over seeds and the seed-level interval at every step all runs logged ``key``."""
+    """Mean over seeds and the seed-level interval at every step that at least two runs logged ``key``.
+
+    Not only the steps every run logged: a run can skip a step's update (DAPO when dynamic sampling leaves no
+    group with variance logs ``actor/skipped_empty`` and no ``actor/*``), and an intersection over 5 seeds then
+    left DAPO's entropy curve 4 steps long. Smoothing runs over the logged values of each run.
+    """
     per_run = []
     for r in runs:
         xs, ys = series(r["rows"], key)
@@ -30,11 +35,12 @@ def _curve_band(spec: SweepSpec, runs: list[dict], key: str):
         per_run.append(dict(zip(xs, ys)))
     if not per_run:
         return [], [], [], []
-    steps = sorted(set.intersection(*(set(d) for d in per_run)))
+    need = min(2, len(per_run))
     xs, mean, low, high = [], [], [], []
-    for s in steps:
-        summ = stats.summarize([d[s] for d in per_run], spec.confidence)
-        if summ.n:
+    for s in sorted(set().union(*(set(d) for d in per_run))):
+        values = [d[s] for d in per_run if s in d and math.isfinite(d[s])]
+        summ = stats.summarize(values, spec.confidence)
+        if summ.n >= need:
             xs.append(s)
             mean.append(summ.mean)
             low.append(summ.low if math.isfinite(summ.low) else summ.mean)
