@@ -4,7 +4,12 @@ Uses the demo's model and batch (configs/local/demo.yaml: tiny Qwen2, 8 tasks x 
 short supervised warm-up, so response lengths look like the demo's. Prints seconds and shares per phase;
 the last line is ``generation_share=<x>``.
 
-    python scripts/bench_engine.py [--steps 5] [--warmup 60] [key=value overrides]
+``--compare-batching`` instead times generation with reproducible (lockstep) batches against the
+opportunistic batcher they replaced (``rollout.reproducible_batches=false``: a batch of whatever episodes
+are waiting), alternating the two step by step on one engine so both see the same model drift and machine
+load; the last line is ``ratio_lockstep_over_opportunistic=<x>`` (generation seconds per generated token).
+
+    python scripts/bench_engine.py [--steps 5] [--warmup 60] [--compare-batching] [key=value overrides]
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=60, help="supervised steps before timing")
+    ap.add_argument("--compare-batching", action="store_true",
+                    help="lockstep vs opportunistic generation batches instead of the phase split")
     ap.add_argument("overrides", nargs="*")
     a = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -40,6 +47,8 @@ def main(argv=None) -> int:
     eng.sft_warmup(a.warmup, progress=False)
     print(f"warm-up: {a.warmup} steps in {time.perf_counter() - t0:.1f}s")
     eng.train_step()  # one untimed step (allocator, template probing)
+    if a.compare_batching:
+        return compare_batching(eng, cfg, a.steps)
     totals = dict.fromkeys(PHASES, 0.0)
     wall = 0.0
     for _ in range(a.steps):
@@ -56,6 +65,25 @@ def main(argv=None) -> int:
     for p in PHASES:
         print(f"{p:12s} {totals[p] / n:7.3f}s  {totals[p] / s:6.1%}")
     print(f"generation_share={totals['generation'] / s:.3f}")
+    return 0
+
+
+def compare_batching(eng, cfg, steps: int) -> int:
+    """Generation seconds per generated token, lockstep vs opportunistic batches, alternating per step."""
+    secs = {True: 0.0, False: 0.0}
+    tokens = {True: 0.0, False: 0.0}
+    batch = cfg.rollout.tasks_per_step * cfg.rollout.group_size
+    for _ in range(steps):
+        for lockstep in (True, False):
+            cfg.rollout.reproducible_batches = lockstep  # read at each rollout
+            m = eng.train_step()
+            secs[lockstep] += m["time/generation"]
+            tokens[lockstep] += m["train/response_tokens"] * batch
+    for lockstep, name in ((True, "lockstep"), (False, "opportunistic")):
+        print(f"{name:13s} {secs[lockstep] / steps:7.3f}s generation per step, "
+              f"{tokens[lockstep] / steps:7.0f} tokens, {1e3 * secs[lockstep] / tokens[lockstep]:.3f} ms/token")
+    ratio = (secs[True] / tokens[True]) / (secs[False] / tokens[False])
+    print(f"ratio_lockstep_over_opportunistic={ratio:.2f}")
     return 0
 
 
