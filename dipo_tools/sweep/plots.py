@@ -38,8 +38,7 @@ def _curve_band(spec: SweepSpec, runs: list[dict], key: str):
     need = min(2, len(per_run))
     xs, mean, low, high = [], [], [], []
     for s in sorted(set().union(*(set(d) for d in per_run))):
-        values = [d[s] for d in per_run if s in d and math.isfinite(d[s])]
-        summ = stats.summarize(values, spec.confidence)
+        summ = stats.summarize([d[s] for d in per_run if s in d], spec.confidence)  # skips NaN windows itself
         if summ.n >= need:
             xs.append(s)
             mean.append(summ.mean)
