@@ -80,7 +80,7 @@ class BatchedGenerator:
             self._release_if_all_wait()
         elif key not in self._flushing:
             self._flushing.add(key)
-            asyncio.get_running_loop().create_task(self._flush(key, key_params))
+            asyncio.get_running_loop().create_task(self._flush(key))
         return await fut
 
     async def run_episodes(self, episodes: Sequence[Awaitable], lockstep: bool = True) -> list:
@@ -131,7 +131,7 @@ class BatchedGenerator:
         for key in sorted(pending):
             self._serve(sorted(pending[key], key=lambda r: r.order), self._params[key])
 
-    async def _flush(self, key: str, params: dict) -> None:
+    async def _flush(self, key: str) -> None:
         # Let every other ready episode reach its generate() call before we batch.
         n = -1
         while n != len(self._pending.get(key, [])):
@@ -140,7 +140,7 @@ class BatchedGenerator:
                 await asyncio.sleep(0)
         reqs = self._pending.pop(key, [])
         self._flushing.discard(key)
-        self._serve(reqs, params)
+        self._serve(reqs, self._params[key])
 
     def _serve(self, reqs: list[_Request], params: dict) -> None:
         for i in range(0, len(reqs), self.max_batch):
